@@ -1,0 +1,101 @@
+#include "cli/commands.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+namespace modelseal::cli {
+
+int ExitCodeFor(const Error& e) {
+  switch (e.code) {
+    case ErrorCode::kIntegrity:
+    case ErrorCode::kPermissionDenied:
+      return 3;
+    case ErrorCode::kNotFound:
+      return 4;
+    case ErrorCode::kInvalidArgument:
+      return 2;
+    default:
+      return 1;
+  }
+}
+
+int ReportError(const Error& e) {
+  std::fprintf(stderr, "modelseal: %s\n", e.ToString().c_str());
+  return ExitCodeFor(e);
+}
+
+void SetAction(CLI::App* sub, std::function<int()> action) {
+  sub->callback([action = std::move(action)] {
+    const int rc = action();
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+namespace {
+
+std::string HumanBytes(double v) {
+  static const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.1f %s", v, kUnits[u]);
+  return buf;
+}
+
+struct BarState {
+  bool tty = false;
+  int last_decile = -1;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point last_draw{};
+  std::string stage;
+};
+
+}  // namespace
+
+ProgressFn TerminalProgress(bool quiet) {
+  if (quiet) return {};
+  auto st = std::make_shared<BarState>();
+  st->tty = isatty(STDERR_FILENO) != 0;
+  return [st](const ProgressEvent& ev) {
+    const auto now = std::chrono::steady_clock::now();
+    if (ev.stage != st->stage) {
+      st->stage = ev.stage;
+      st->start = now;
+      st->last_decile = -1;
+    }
+    const double frac = ev.total ? static_cast<double>(ev.done) / static_cast<double>(ev.total) : 0;
+    const double secs = std::chrono::duration<double>(now - st->start).count();
+    const bool bytes = ev.unit == "bytes";
+    std::string amount = bytes ? HumanBytes(static_cast<double>(ev.done)) : std::to_string(ev.done);
+    if (ev.total) amount += " / " + (bytes ? HumanBytes(static_cast<double>(ev.total)) : std::to_string(ev.total));
+    std::string rate;
+    if (bytes && secs > 0.05) rate = "  " + HumanBytes(static_cast<double>(ev.done) / secs) + "/s";
+    if (st->tty) {
+      if (!ev.finished && now - st->last_draw < std::chrono::milliseconds(100)) return;
+      st->last_draw = now;
+      const int width = 30;
+      const int filled = static_cast<int>(frac * width);
+      std::string bar(static_cast<size_t>(filled), '#');
+      bar.append(static_cast<size_t>(width - filled), '-');
+      std::fprintf(stderr, "\r%-8s [%s] %5.1f%%  %s%s   ", ev.stage.c_str(), bar.c_str(), frac * 100,
+                   amount.c_str(), rate.c_str());
+      if (ev.finished) std::fprintf(stderr, "\n");
+    } else {
+      const int decile = ev.finished ? 10 : static_cast<int>(frac * 10);
+      if (decile == st->last_decile) return;
+      st->last_decile = decile;
+      std::fprintf(stderr, "%s: %d%%  %s%s\n", ev.stage.c_str(), ev.finished ? 100 : decile * 10,
+                   amount.c_str(), rate.c_str());
+    }
+    std::fflush(stderr);
+  };
+}
+
+}  // namespace modelseal::cli

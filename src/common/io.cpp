@@ -1,0 +1,126 @@
+#include "common/io.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+
+namespace modelseal {
+
+Error ErrnoError(std::string module, std::string context, int err) {
+  ErrorCode code = ErrorCode::kIo;
+  if (err == ENOENT) code = ErrorCode::kNotFound;
+  if (err == EACCES || err == EPERM) code = ErrorCode::kPermissionDenied;
+  if (err == EEXIST) code = ErrorCode::kAlreadyExists;
+  return MakeError(code, std::move(module), "os", context + ": " + std::strerror(err));
+}
+
+static Error PastEnd(uint64_t offset, size_t len, uint64_t size) {
+  return MakeError(ErrorCode::kInvalidArgument, "io", "read-past-end",
+                   "read of " + std::to_string(len) + " bytes at offset " +
+                       std::to_string(offset) + " runs past the end (" + std::to_string(size) +
+                       " bytes)");
+}
+
+Result<std::span<const uint8_t>> MemorySource::ReadAt(uint64_t offset, size_t len,
+                                                      uint8_t*) const {
+  if (offset > data_.size() || len > data_.size() - offset) {
+    return PastEnd(offset, len, data_.size());
+  }
+  return data_.subspan(offset, len);
+}
+
+Status VectorSink::WriteAt(uint64_t offset, std::span<const uint8_t> data) {
+  if (offset + data.size() > bytes_.size()) bytes_.resize(offset + data.size());
+  if (!data.empty()) std::memcpy(bytes_.data() + offset, data.data(), data.size());
+  return Ok{};
+}
+
+Status SpanSink::WriteAt(uint64_t offset, std::span<const uint8_t> data) {
+  if (offset > buf_.size() || data.size() > buf_.size() - offset) {
+    return MakeError(ErrorCode::kInvalidArgument, "io", "write-past-end",
+                     "write past the end of a fixed buffer");
+  }
+  if (!data.empty()) std::memcpy(buf_.data() + offset, data.data(), data.size());
+  return Ok{};
+}
+
+Result<std::unique_ptr<FileSource>> FileSource::Open(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("io", "open " + path, errno);
+  std::unique_ptr<FileSource> src(new FileSource());
+  src->fd_ = fd;
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return ErrnoError("io", "stat " + path, errno);
+  if (!S_ISREG(st.st_mode)) {
+    return MakeError(ErrorCode::kInvalidArgument, "io", "not-a-file", path + " is not a regular file");
+  }
+  src->size_ = static_cast<uint64_t>(st.st_size);
+  if (src->size_ > 0) {
+    void* p = mmap(nullptr, src->size_, PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) return ErrnoError("io", "mmap " + path, errno);
+    src->map_ = static_cast<const uint8_t*>(p);
+  }
+  return src;
+}
+
+FileSource::~FileSource() {
+  if (map_ != nullptr) munmap(const_cast<uint8_t*>(map_), size_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Result<std::span<const uint8_t>> FileSource::ReadAt(uint64_t offset, size_t len, uint8_t*) const {
+  if (offset > size_ || len > size_ - offset) return PastEnd(offset, len, size_);
+  if (len == 0) return std::span<const uint8_t>();
+  return std::span<const uint8_t>(map_ + offset, len);
+}
+
+Result<std::unique_ptr<AtomicFileSink>> AtomicFileSink::Create(const std::string& path) {
+  std::unique_ptr<AtomicFileSink> sink(new AtomicFileSink());
+  sink->path_ = path;
+  sink->temp_path_ = path + ".partial-XXXXXX";
+  const int fd = mkostemp(sink->temp_path_.data(), O_CLOEXEC);
+  if (fd < 0) {
+    sink->temp_path_.clear();
+    return ErrnoError("io", "create temporary file for " + path, errno);
+  }
+  sink->fd_ = fd;
+  return sink;
+}
+
+AtomicFileSink::~AtomicFileSink() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!temp_path_.empty()) ::unlink(temp_path_.c_str());
+}
+
+Status AtomicFileSink::WriteAt(uint64_t offset, std::span<const uint8_t> data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = pwrite(fd_, data.data() + done, data.size() - done,
+                             static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("io", "write " + temp_path_, errno);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Ok{};
+}
+
+Status AtomicFileSink::Commit() {
+  if (fsync(fd_) != 0) return ErrnoError("io", "fsync " + temp_path_, errno);
+  if (fchmod(fd_, 0644) != 0) return ErrnoError("io", "chmod " + temp_path_, errno);
+  ::close(fd_);
+  fd_ = -1;
+  if (::rename(temp_path_.c_str(), path_.c_str()) != 0) {
+    return ErrnoError("io", "rename to " + path_, errno);
+  }
+  temp_path_.clear();
+  return Ok{};
+}
+
+}  // namespace modelseal

@@ -1,0 +1,103 @@
+// Positional byte sources and sinks. Sealing, unsealing, stores and downloads all
+// move bytes through these two interfaces, so each can be backed by memory, a
+// file, a memfd or an object store without the algorithms knowing.
+//
+// Thread-safety: ReadAt and WriteAt may be called concurrently from several
+// threads for disjoint ranges.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "common/bytes.h"
+#include "common/error.h"
+
+namespace modelseal {
+
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+  virtual uint64_t size() const = 0;
+  // Returns `len` bytes at `offset`. The bytes are either a view of the source's
+  // own memory (valid as long as the source) or were copied into `scratch`, which
+  // must hold at least `len` bytes. Reading past the end is an error.
+  virtual Result<std::span<const uint8_t>> ReadAt(uint64_t offset, size_t len,
+                                                  uint8_t* scratch) const = 0;
+};
+
+class ByteSink {
+ public:
+  virtual ~ByteSink() = default;
+  virtual Status WriteAt(uint64_t offset, std::span<const uint8_t> data) = 0;
+};
+
+// A source over memory the caller owns and keeps alive.
+class MemorySource final : public ByteSource {
+ public:
+  explicit MemorySource(std::span<const uint8_t> data) : data_(data) {}
+  uint64_t size() const override { return data_.size(); }
+  Result<std::span<const uint8_t>> ReadAt(uint64_t offset, size_t len,
+                                          uint8_t* scratch) const override;
+
+ private:
+  std::span<const uint8_t> data_;
+};
+
+// A sink that grows a byte vector.
+class VectorSink final : public ByteSink {
+ public:
+  Status WriteAt(uint64_t offset, std::span<const uint8_t> data) override;
+  Bytes& bytes() { return bytes_; }
+
+ private:
+  Bytes bytes_;
+};
+
+// A sink into a fixed caller-owned buffer (no reallocation, no locking).
+class SpanSink final : public ByteSink {
+ public:
+  explicit SpanSink(std::span<uint8_t> buf) : buf_(buf) {}
+  Status WriteAt(uint64_t offset, std::span<const uint8_t> data) override;
+
+ private:
+  std::span<uint8_t> buf_;
+};
+
+// A read-only file, memory-mapped so reads are zero-copy.
+class FileSource final : public ByteSource {
+ public:
+  static Result<std::unique_ptr<FileSource>> Open(const std::string& path);
+  ~FileSource() override;
+  uint64_t size() const override { return size_; }
+  Result<std::span<const uint8_t>> ReadAt(uint64_t offset, size_t len,
+                                          uint8_t* scratch) const override;
+
+ private:
+  FileSource() = default;
+  int fd_ = -1;
+  const uint8_t* map_ = nullptr;
+  uint64_t size_ = 0;
+};
+
+// Writes a file atomically: data goes to a temporary file beside the target,
+// which is renamed over the target only by Commit(). Destroying an uncommitted
+// sink removes the temporary file, so a failure leaves nothing behind.
+class AtomicFileSink final : public ByteSink {
+ public:
+  static Result<std::unique_ptr<AtomicFileSink>> Create(const std::string& path);
+  ~AtomicFileSink() override;
+  Status WriteAt(uint64_t offset, std::span<const uint8_t> data) override;
+  Status Commit();
+
+ private:
+  AtomicFileSink() = default;
+  int fd_ = -1;
+  std::string path_;
+  std::string temp_path_;
+};
+
+Error ErrnoError(std::string module, std::string context, int err);
+
+}  // namespace modelseal

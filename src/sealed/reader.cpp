@@ -1,0 +1,182 @@
+// Authenticated reading: header MAC, size checks, per-chunk decryption, random
+// access and parallel unseal into a memfd.
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "common/parallel.h"
+#include "sealed/internal.h"
+
+namespace modelseal::sealed {
+
+using internal::ChunkName;
+using internal::Fail;
+
+namespace {
+
+// Describes how an object of `size` bytes falls short of or exceeds `h`.
+Status CheckObjectSize(const Header& h, uint64_t size) {
+  const uint64_t want = h.sealed_size();
+  const uint64_t n = h.chunk_count();
+  if (size < want) {
+    const uint64_t stride = uint64_t{h.chunk_size} + kTagSize;
+    const uint64_t complete = (size - h.header_size) / stride;
+    const std::string where =
+        complete == 0 ? "truncated before the first chunk" : "truncated after " + ChunkName(complete - 1, n);
+    return Fail(ErrorCode::kIntegrity, "truncated",
+                where + " (object is " + std::to_string(size) + " bytes, expected " +
+                    std::to_string(want) + ")");
+  }
+  if (size > want) {
+    return Fail(ErrorCode::kIntegrity, "trailing-data",
+                "unexpected data after the last chunk (object is " + std::to_string(size) +
+                    " bytes, expected " + std::to_string(want) + ")");
+  }
+  return Ok{};
+}
+
+}  // namespace
+
+SealedReader::SealedReader(const ByteSource& src, Header header, SecretBuffer chunk_key)
+    : src_(src), header_(std::move(header)), chunk_key_(std::move(chunk_key)) {}
+
+SealedReader::~SealedReader() = default;
+
+Result<std::unique_ptr<SealedReader>> SealedReader::Open(const ByteSource& src,
+                                                         const SecretBuffer& data_key) {
+  MS_ASSIGN_OR_RETURN(Header h, ReadHeaderUnauthenticated(src));
+  Bytes hdr(h.header_size);
+  MS_ASSIGN_OR_RETURN(auto bytes, src.ReadAt(0, h.header_size, hdr.data()));
+  MS_ASSIGN_OR_RETURN(auto keys, internal::DeriveKeys(data_key, h.salt));
+  const auto covered = bytes.first(bytes.size() - internal::kMacSize);
+  MS_ASSIGN_OR_RETURN(auto mac, internal::HeaderMac(keys.mac_key, covered));
+  if (CRYPTO_memcmp(mac.data(), bytes.data() + covered.size(), internal::kMacSize) != 0) {
+    return Fail(ErrorCode::kIntegrity, "header-auth-failed",
+                "header authentication failed (the header was modified or the data key is wrong)");
+  }
+  MS_RETURN_IF_ERROR(CheckObjectSize(h, src.size()));
+  return std::unique_ptr<SealedReader>(new SealedReader(src, std::move(h), std::move(keys.chunk_key)));
+}
+
+Status SealedReader::DecryptChunk(uint64_t index, uint8_t* out, uint8_t* scratch) const {
+  thread_local internal::ChunkCipher cipher;
+  const uint64_t n = header_.chunk_count();
+  const uint32_t plain = header_.chunk_plain_size(index);
+  MS_ASSIGN_OR_RETURN(auto in, src_.ReadAt(header_.chunk_offset(index), plain + kTagSize, scratch));
+  MS_ASSIGN_OR_RETURN(bool ok, cipher.Decrypt(chunk_key_, index, index + 1 == n, in.first(plain),
+                                              in.data() + plain, out));
+  if (!ok) {
+    ERR_clear_error();
+    OPENSSL_cleanse(out, plain);
+    return Fail(ErrorCode::kIntegrity, "chunk-auth-failed", ChunkName(index, n) + " failed authentication");
+  }
+  return Ok{};
+}
+
+Status SealedReader::ReadAt(uint64_t offset, std::span<uint8_t> out) const {
+  const uint64_t size = header_.plaintext_size;
+  if (offset > size || out.size() > size - offset) {
+    return Fail(ErrorCode::kInvalidArgument, "out-of-range",
+                "read of " + std::to_string(out.size()) + " bytes at " + std::to_string(offset) +
+                    " is past the end of the " + std::to_string(size) + "-byte plaintext");
+  }
+  if (out.empty()) return Ok{};
+  const uint64_t cs = header_.chunk_size;
+  Bytes plain(cs);
+  Bytes scratch(cs + kTagSize);
+  uint64_t pos = offset;
+  size_t done = 0;
+  while (done < out.size()) {
+    const uint64_t index = pos / cs;
+    const uint64_t within = pos % cs;
+    const size_t take = static_cast<size_t>(std::min<uint64_t>(cs - within, out.size() - done));
+    Status s = DecryptChunk(index, plain.data(), scratch.data());
+    if (!s.ok()) {
+      OPENSSL_cleanse(out.data(), out.size());
+      return s;
+    }
+    std::memcpy(out.data() + done, plain.data() + within, take);
+    done += take;
+    pos += take;
+  }
+  OPENSSL_cleanse(plain.data(), plain.size());
+  return Ok{};
+}
+
+Status SealedReader::DecryptAll(std::span<uint8_t> out, unsigned threads,
+                                const ProgressFn& progress) const {
+  if (out.size() != header_.plaintext_size) {
+    return Fail(ErrorCode::kInvalidArgument, "out-of-range", "output buffer has the wrong size");
+  }
+  if (threads == 0) threads = DefaultThreads();
+  const uint64_t n = header_.chunk_count();
+  std::vector<Bytes> scratch(threads);
+  std::atomic<uint64_t> done_bytes{0};
+  std::mutex progress_mu;
+  const uint64_t report_every = std::max<uint64_t>(header_.plaintext_size / 200, 1);
+  std::atomic<uint64_t> next_report{report_every};
+  Status s = ParallelFor(n, threads, [&](uint64_t i, unsigned w) -> Status {
+    Bytes& buf = scratch[w];
+    if (buf.empty()) buf.resize(uint64_t{header_.chunk_size} + kTagSize);
+    MS_RETURN_IF_ERROR(DecryptChunk(i, out.data() + i * header_.chunk_size, buf.data()));
+    const uint64_t d = done_bytes.fetch_add(header_.chunk_plain_size(i)) + header_.chunk_plain_size(i);
+    if (progress && d >= next_report.load()) {
+      std::lock_guard<std::mutex> lock(progress_mu);
+      if (d >= next_report.load()) {
+        next_report.store(d + report_every);
+        progress({"unseal", d, header_.plaintext_size, "bytes", ChunkName(i, n), false});
+      }
+    }
+    return Ok{};
+  });
+  if (!s.ok()) {
+    OPENSSL_cleanse(out.data(), out.size());
+    return s;
+  }
+  Report(progress, {"unseal", header_.plaintext_size, header_.plaintext_size, "bytes", "", true});
+  return Ok{};
+}
+
+namespace {
+
+Status CheckDigests(const Header& h, std::span<const uint8_t> plain) {
+  uint8_t d256[32];
+  uint8_t d384[48];
+  unsigned int len = 0;
+  if (EVP_Digest(plain.data(), plain.size(), d256, &len, EVP_sha256(), nullptr) != 1 ||
+      EVP_Digest(plain.data(), plain.size(), d384, &len, EVP_sha384(), nullptr) != 1) {
+    return OpenSslError("sealed", "digest plaintext");
+  }
+  if (CRYPTO_memcmp(d256, h.sha256.data(), 32) != 0 || CRYPTO_memcmp(d384, h.sha384.data(), 48) != 0) {
+    return Fail(ErrorCode::kIntegrity, "digest-mismatch",
+                "plaintext digest does not match the header (the owner sealed inconsistent metadata)");
+  }
+  return Ok{};
+}
+
+}  // namespace
+
+Result<Memfd> UnsealToMemfd(const ByteSource& src, const SecretBuffer& data_key,
+                            const UnsealOptions& options) {
+  MS_ASSIGN_OR_RETURN(auto reader, SealedReader::Open(src, data_key));
+  const Header& h = reader->header();
+  const std::string name = "modelseal:" + (h.model.name.empty() ? std::string("model") : h.model.name);
+  MS_ASSIGN_OR_RETURN(Memfd memfd, Memfd::Create(name, h.plaintext_size));
+  MS_ASSIGN_OR_RETURN(auto out, memfd.MapWritable());
+  Status s = reader->DecryptAll(out, options.threads, options.progress);
+  if (s.ok() && options.rehash) s = CheckDigests(h, out);
+  if (!s.ok()) {
+    memfd.Wipe();
+    return s.take_error();
+  }
+  MS_RETURN_IF_ERROR(memfd.Seal());
+  return memfd;
+}
+
+}  // namespace modelseal::sealed
