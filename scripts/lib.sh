@@ -47,3 +47,29 @@ build_release() { build_tree build -DCMAKE_BUILD_TYPE=RelWithDebInfo; }
 build_asan() {
   build_tree build-asan -DCMAKE_BUILD_TYPE=Debug -DMODELSEAL_SANITIZE=ON -DMODELSEAL_BUILD_BENCH=OFF
 }
+
+# ensure_npm DIR: installs DIR's package-lock.json exactly (npm ci), only when the
+# lock file changed since the last install. Install scripts are not run: nothing
+# may download outside the npm registry.
+ensure_npm() {
+  local dir="$1" stamp="$1/node_modules/.modelseal-lock-sha256" want
+  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return 0
+  fi
+  log "npm ci in ${dir#$ROOT/}"
+  (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "$want" >"$stamp"
+}
+
+# Runs every scripts/setup.d/*.sh in name order: each module's extra setup
+# (third-party builds into $MODELSEAL_CACHE, npm test clients, ...). Each is
+# idempotent and sourced with this file's functions available.
+run_setup_hooks() {
+  local f
+  for f in "$ROOT"/scripts/setup.d/*.sh; do
+    [ -e "$f" ] || continue
+    # shellcheck disable=SC1090
+    source "$f"
+  done
+}
