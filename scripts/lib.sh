@@ -18,6 +18,8 @@ ensure_packages() {
       missing+=("$p")
     fi
   done
+  # Debian's nodejs lacks npm (a separate package); other builds of nodejs bundle it.
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
   if [ ${#missing[@]} -eq 0 ]; then
     return 0
   fi
