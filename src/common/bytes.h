@@ -26,7 +26,9 @@ inline void PutU32(Bytes& out, uint32_t v) {
 inline void PutU64(Bytes& out, uint64_t v) {
   for (int s = 56; s >= 0; s -= 8) out.push_back(static_cast<uint8_t>(v >> s));
 }
-inline uint16_t GetU16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
+inline uint16_t GetU16(const uint8_t* p) {
+  return static_cast<uint16_t>((p[0] << 8) | p[1]);
+}
 inline uint32_t GetU32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
 }

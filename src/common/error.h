@@ -52,7 +52,7 @@ Error MakeError(ErrorCode code, std::string module, std::string reason, std::str
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}      // NOLINT: implicit by design
   Result(Error error) : v_(std::move(error)) {}  // NOLINT
 
   bool ok() const { return v_.index() == 0; }
@@ -79,7 +79,7 @@ struct Ok {};
 class [[nodiscard]] Status {
  public:
   Status() = default;
-  Status(Ok) {}  // NOLINT
+  Status(Ok) {}                                                     // NOLINT
   Status(Error error) : error_(std::move(error)), failed_(true) {}  // NOLINT
   template <typename T>
   Status(const Result<T>& r) {  // NOLINT: keep the error, drop the value
@@ -105,9 +105,9 @@ class [[nodiscard]] Status {
 #define MS_CONCAT(a, b) MS_CONCAT_INNER(a, b)
 
 // Returns the error of a failed Status/Result from the enclosing function.
-#define MS_RETURN_IF_ERROR(expr)                         \
-  do {                                                   \
-    auto ms_status_ = (expr);                            \
+#define MS_RETURN_IF_ERROR(expr)                          \
+  do {                                                    \
+    auto ms_status_ = (expr);                             \
     if (!ms_status_.ok()) return ms_status_.take_error(); \
   } while (0)
 

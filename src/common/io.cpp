@@ -7,7 +7,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <mutex>
 
 namespace modelseal {
 
@@ -21,13 +20,11 @@ Error ErrnoError(std::string module, std::string context, int err) {
 
 static Error PastEnd(uint64_t offset, size_t len, uint64_t size) {
   return MakeError(ErrorCode::kInvalidArgument, "io", "read-past-end",
-                   "read of " + std::to_string(len) + " bytes at offset " +
-                       std::to_string(offset) + " runs past the end (" + std::to_string(size) +
-                       " bytes)");
+                   "read of " + std::to_string(len) + " bytes at offset " + std::to_string(offset) +
+                       " runs past the end (" + std::to_string(size) + " bytes)");
 }
 
-Result<std::span<const uint8_t>> MemorySource::ReadAt(uint64_t offset, size_t len,
-                                                      uint8_t*) const {
+Result<std::span<const uint8_t>> MemorySource::ReadAt(uint64_t offset, size_t len, uint8_t*) const {
   if (offset > data_.size() || len > data_.size() - offset) {
     return PastEnd(offset, len, data_.size());
   }
@@ -35,6 +32,7 @@ Result<std::span<const uint8_t>> MemorySource::ReadAt(uint64_t offset, size_t le
 }
 
 Status VectorSink::WriteAt(uint64_t offset, std::span<const uint8_t> data) {
+  std::lock_guard<std::mutex> lock(mu_);
   if (offset + data.size() > bytes_.size()) bytes_.resize(offset + data.size());
   if (!data.empty()) std::memcpy(bytes_.data() + offset, data.data(), data.size());
   return Ok{};
@@ -57,7 +55,8 @@ Result<std::unique_ptr<FileSource>> FileSource::Open(const std::string& path) {
   struct stat st {};
   if (fstat(fd, &st) != 0) return ErrnoError("io", "stat " + path, errno);
   if (!S_ISREG(st.st_mode)) {
-    return MakeError(ErrorCode::kInvalidArgument, "io", "not-a-file", path + " is not a regular file");
+    return MakeError(ErrorCode::kInvalidArgument, "io", "not-a-file",
+                     path + " is not a regular file");
   }
   src->size_ = static_cast<uint64_t>(st.st_size);
   if (src->size_ > 0) {
@@ -100,8 +99,8 @@ AtomicFileSink::~AtomicFileSink() {
 Status AtomicFileSink::WriteAt(uint64_t offset, std::span<const uint8_t> data) {
   size_t done = 0;
   while (done < data.size()) {
-    const ssize_t n = pwrite(fd_, data.data() + done, data.size() - done,
-                             static_cast<off_t>(offset + done));
+    const ssize_t n =
+        pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoError("io", "write " + temp_path_, errno);

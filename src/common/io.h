@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 
@@ -45,13 +46,15 @@ class MemorySource final : public ByteSource {
   std::span<const uint8_t> data_;
 };
 
-// A sink that grows a byte vector.
+// A sink that grows a byte vector. Concurrent writes are serialised.
 class VectorSink final : public ByteSink {
  public:
   Status WriteAt(uint64_t offset, std::span<const uint8_t> data) override;
+  // Not synchronised: call only when no write is in flight.
   Bytes& bytes() { return bytes_; }
 
  private:
+  std::mutex mu_;
   Bytes bytes_;
 };
 

@@ -72,19 +72,44 @@ Status Memfd::Seal() {
   return Ok{};
 }
 
+Status Memfd::WriteAt(uint64_t offset, std::span<const uint8_t> data) {
+  if (sealed_)
+    return MakeError(ErrorCode::kInternal, "memfd", "sealed", "memfd is sealed against writes");
+  if (offset > size_ || data.size() > size_ - offset) {
+    return MakeError(ErrorCode::kInvalidArgument, "memfd", "write-past-end",
+                     "write past the end of a memfd");
+  }
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n =
+        pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("memfd", "write memfd", errno);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Ok{};
+}
+
 void Memfd::Wipe() {
   if (fd_ < 0 || sealed_ || size_ == 0) return;
+  // Overwrite through a mapping (freed pages are not cleared by the kernel until
+  // reused), then free the pages.
+  if (map_ == nullptr) {
+    void* p = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+    if (p != MAP_FAILED) map_ = static_cast<uint8_t*>(p);
+  }
   if (map_ != nullptr) {
     std::memset(map_, 0, size_);
     __asm__ __volatile__("" : : "r"(map_) : "memory");  // keep the stores
-  } else {
-    // Punching a hole frees the pages; reading them afterwards yields zeros.
-    fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(size_));
   }
   Unmap();
   fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(size_));
 }
 
-std::string Memfd::path() const { return "/proc/self/fd/" + std::to_string(fd_); }
+std::string Memfd::path() const {
+  return "/proc/self/fd/" + std::to_string(fd_);
+}
 
 }  // namespace modelseal

@@ -2,10 +2,10 @@
 // weights. It never touches a file system; other code (llama.cpp) opens it by the
 // path /proc/self/fd/N. Once filled it is sealed: no further writes, no resizing.
 //
-// Lifecycle: Create -> MapWritable -> fill -> Seal. If filling fails, call Wipe()
-// (or just destroy it): the contents are overwritten before the memory is freed.
-// Not thread-safe, except that the writable mapping may be filled from several
-// threads at once.
+// Lifecycle: Create -> fill (WriteAt, or MapWritable and store) -> Seal. If
+// filling fails, call Wipe(): the contents are overwritten and the pages freed.
+// Not thread-safe, except that WriteAt and stores into the writable mapping may
+// come from several threads at once for disjoint ranges.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +27,9 @@ class Memfd {
   Memfd(const Memfd&) = delete;
   Memfd& operator=(const Memfd&) = delete;
 
+  // Writes at `offset` with pwrite: the kernel allocates the pages in bulk, which
+  // is much cheaper than faulting them in one by one through a mapping.
+  Status WriteAt(uint64_t offset, std::span<const uint8_t> data);
   // A shared writable mapping of the whole file; valid until Seal() or destruction.
   Result<std::span<uint8_t>> MapWritable();
   // Drops the writable mapping and adds F_SEAL_WRITE|GROW|SHRINK|SEAL.

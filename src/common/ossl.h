@@ -31,8 +31,7 @@ using KdfCtxPtr = std::unique_ptr<EVP_KDF_CTX, EvpKdfCtxFree>;
 
 // Drains OpenSSL's thread-local error queue into an Error (code kInternal unless
 // given) whose message is "<context>: <openssl reason>".
-Error OpenSslError(std::string module, std::string context,
-                   ErrorCode code = ErrorCode::kInternal);
+Error OpenSslError(std::string module, std::string context, ErrorCode code = ErrorCode::kInternal);
 
 // Fills `out` with cryptographically secure random bytes.
 Status RandomBytes(uint8_t* out, size_t len);

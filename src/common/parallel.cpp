@@ -9,9 +9,12 @@
 
 namespace modelseal {
 
-unsigned DefaultThreads() { return std::max(1u, std::thread::hardware_concurrency()); }
+unsigned DefaultThreads() {
+  return std::max(1u, std::thread::hardware_concurrency());
+}
 
-Status ParallelFor(uint64_t n, unsigned threads, const std::function<Status(uint64_t, unsigned)>& fn) {
+Status ParallelFor(uint64_t n, unsigned threads,
+                   const std::function<Status(uint64_t, unsigned)>& fn) {
   if (threads == 0) threads = DefaultThreads();
   threads = static_cast<unsigned>(std::min<uint64_t>(threads, std::max<uint64_t>(n, 1)));
   std::atomic<uint64_t> next{0};

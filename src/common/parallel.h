@@ -12,7 +12,8 @@
 namespace modelseal {
 
 // fn receives (item index, worker index in [0, threads)).
-Status ParallelFor(uint64_t n, unsigned threads, const std::function<Status(uint64_t, unsigned)>& fn);
+Status ParallelFor(uint64_t n, unsigned threads,
+                   const std::function<Status(uint64_t, unsigned)>& fn);
 
 // The number of worker threads to use when the caller asked for 0 ("auto").
 unsigned DefaultThreads();

@@ -17,7 +17,7 @@ SecretBuffer::SecretBuffer(size_t size) {
   void* p = mmap(nullptr, mapped_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
   madvise(p, mapped_, MADV_DONTDUMP);
-  madvise(p, mapped_, MADV_DONTFORK);
+  madvise(p, mapped_, MADV_WIPEONFORK);  // a forked child sees zeros, not the key
   locked_ = mlock(p, mapped_) == 0;
   data_ = static_cast<uint8_t*>(p);
   size_ = size;
@@ -27,7 +27,9 @@ SecretBuffer::SecretBuffer(const uint8_t* data, size_t size) : SecretBuffer(size
   if (size > 0) std::memcpy(data_, data, size);
 }
 
-SecretBuffer::~SecretBuffer() { Clear(); }
+SecretBuffer::~SecretBuffer() {
+  Clear();
+}
 
 SecretBuffer::SecretBuffer(SecretBuffer&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)),

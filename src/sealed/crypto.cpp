@@ -14,8 +14,8 @@ namespace {
 constexpr char kMacInfo[] = "modelseal/v1 header-mac";
 constexpr char kChunkInfo[] = "modelseal/v1 chunk-key";
 
-Result<SecretBuffer> Hkdf(const SecretBuffer& ikm, std::span<const uint8_t> salt,
-                          const char* info, size_t len) {
+Result<SecretBuffer> Hkdf(const SecretBuffer& ikm, std::span<const uint8_t> salt, const char* info,
+                          size_t len) {
   EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
   if (kdf == nullptr) return OpenSslError("sealed", "fetch HKDF");
   KdfCtxPtr ctx(EVP_KDF_CTX_new(kdf));

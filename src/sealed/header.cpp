@@ -83,7 +83,9 @@ Status CheckString(const std::string& field, const std::string& s, size_t max, b
   return Ok{};
 }
 
-bool IsPowerOfTwo(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
+bool IsPowerOfTwo(uint32_t v) {
+  return v != 0 && (v & (v - 1)) == 0;
+}
 
 Status CheckChunkSize(uint32_t cs) {
   if (!IsPowerOfTwo(cs) || cs < kMinChunkSize || cs > kMaxChunkSize) {
@@ -328,8 +330,9 @@ Result<Header> ReadHeaderUnauthenticated(const ByteSource& src) {
   }
   const uint32_t header_size = GetU32(head.data() + 12);
   if (header_size < kPreambleSize + internal::kMacSize || header_size > internal::kMaxHeaderSize) {
-    return Fail(ErrorCode::kIntegrity, "malformed-header",
-                "malformed header: header size " + std::to_string(header_size) + " is out of range");
+    return Fail(
+        ErrorCode::kIntegrity, "malformed-header",
+        "malformed header: header size " + std::to_string(header_size) + " is out of range");
   }
   if (header_size > size) {
     return Fail(ErrorCode::kIntegrity, "truncated",

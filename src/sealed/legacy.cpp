@@ -31,8 +31,9 @@ Result<Memfd> UnsealLegacyToMemfd(const ByteSource& src, const SecretBuffer& dat
   MS_RETURN_IF_ERROR(CheckKey(data_key));
   const uint64_t size = src.size();
   if (size < kLegacyIv + kTagSize) {
-    return Fail(ErrorCode::kIntegrity, "legacy-too-short",
-                "legacy object is " + std::to_string(size) + " bytes, shorter than IV and tag (28)");
+    return Fail(
+        ErrorCode::kIntegrity, "legacy-too-short",
+        "legacy object is " + std::to_string(size) + " bytes, shorter than IV and tag (28)");
   }
   const uint64_t plain_size = size - kLegacyIv - kTagSize;
   Bytes scratch(std::min<uint64_t>(kStep, std::max<uint64_t>(plain_size, kTagSize)) + kLegacyIv);
@@ -94,7 +95,8 @@ Status SealLegacy(const ByteSource& plaintext, ByteSink& out, const SecretBuffer
     if (EVP_EncryptUpdate(ctx.get(), out_buf.data(), &n, in.data(), static_cast<int>(len)) != 1) {
       return OpenSslError("sealed", "AES-256-GCM encrypt");
     }
-    MS_RETURN_IF_ERROR(out.WriteAt(kLegacyIv + off, std::span(out_buf.data(), static_cast<size_t>(n))));
+    MS_RETURN_IF_ERROR(
+        out.WriteAt(kLegacyIv + off, std::span(out_buf.data(), static_cast<size_t>(n))));
   }
   uint8_t tag[kTagSize];
   int n = 0;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <vector>
 
@@ -27,8 +28,8 @@ Status CheckObjectSize(const Header& h, uint64_t size) {
   if (size < want) {
     const uint64_t stride = uint64_t{h.chunk_size} + kTagSize;
     const uint64_t complete = (size - h.header_size) / stride;
-    const std::string where =
-        complete == 0 ? "truncated before the first chunk" : "truncated after " + ChunkName(complete - 1, n);
+    const std::string where = complete == 0 ? "truncated before the first chunk"
+                                            : "truncated after " + ChunkName(complete - 1, n);
     return Fail(ErrorCode::kIntegrity, "truncated",
                 where + " (object is " + std::to_string(size) + " bytes, expected " +
                     std::to_string(want) + ")");
@@ -61,7 +62,8 @@ Result<std::unique_ptr<SealedReader>> SealedReader::Open(const ByteSource& src,
                 "header authentication failed (the header was modified or the data key is wrong)");
   }
   MS_RETURN_IF_ERROR(CheckObjectSize(h, src.size()));
-  return std::unique_ptr<SealedReader>(new SealedReader(src, std::move(h), std::move(keys.chunk_key)));
+  return std::unique_ptr<SealedReader>(
+      new SealedReader(src, std::move(h), std::move(keys.chunk_key)));
 }
 
 Status SealedReader::DecryptChunk(uint64_t index, uint8_t* out, uint8_t* scratch) const {
@@ -74,7 +76,8 @@ Status SealedReader::DecryptChunk(uint64_t index, uint8_t* out, uint8_t* scratch
   if (!ok) {
     ERR_clear_error();
     OPENSSL_cleanse(out, plain);
-    return Fail(ErrorCode::kIntegrity, "chunk-auth-failed", ChunkName(index, n) + " failed authentication");
+    return Fail(ErrorCode::kIntegrity, "chunk-auth-failed",
+                ChunkName(index, n) + " failed authentication");
   }
   return Ok{};
 }
@@ -109,38 +112,61 @@ Status SealedReader::ReadAt(uint64_t offset, std::span<uint8_t> out) const {
   return Ok{};
 }
 
-Status SealedReader::DecryptAll(std::span<uint8_t> out, unsigned threads,
-                                const ProgressFn& progress) const {
-  if (out.size() != header_.plaintext_size) {
-    return Fail(ErrorCode::kInvalidArgument, "out-of-range", "output buffer has the wrong size");
-  }
+Status SealedReader::DecryptChunks(
+    unsigned threads, const ProgressFn& progress,
+    const std::function<Status(uint64_t, uint8_t*, uint8_t*)>& chunk) const {
   if (threads == 0) threads = DefaultThreads();
   const uint64_t n = header_.chunk_count();
   std::vector<Bytes> scratch(threads);
   std::atomic<uint64_t> done_bytes{0};
   std::mutex progress_mu;
   const uint64_t report_every = std::max<uint64_t>(header_.plaintext_size / 200, 1);
-  std::atomic<uint64_t> next_report{report_every};
+  uint64_t next_report = report_every;  // guarded by progress_mu
   Status s = ParallelFor(n, threads, [&](uint64_t i, unsigned w) -> Status {
     Bytes& buf = scratch[w];
-    if (buf.empty()) buf.resize(uint64_t{header_.chunk_size} + kTagSize);
-    MS_RETURN_IF_ERROR(DecryptChunk(i, out.data() + i * header_.chunk_size, buf.data()));
-    const uint64_t d = done_bytes.fetch_add(header_.chunk_plain_size(i)) + header_.chunk_plain_size(i);
-    if (progress && d >= next_report.load()) {
+    if (buf.empty()) buf.resize(2 * (uint64_t{header_.chunk_size} + kTagSize));
+    MS_RETURN_IF_ERROR(chunk(i, buf.data(), buf.data() + header_.chunk_size + kTagSize));
+    const uint32_t len = header_.chunk_plain_size(i);
+    const uint64_t d = done_bytes.fetch_add(len) + len;
+    if (progress) {
       std::lock_guard<std::mutex> lock(progress_mu);
-      if (d >= next_report.load()) {
-        next_report.store(d + report_every);
+      if (d >= next_report) {
+        next_report = d + report_every;
         progress({"unseal", d, header_.plaintext_size, "bytes", ChunkName(i, n), false});
       }
     }
     return Ok{};
   });
-  if (!s.ok()) {
-    OPENSSL_cleanse(out.data(), out.size());
-    return s;
+  for (Bytes& b : scratch) OPENSSL_cleanse(b.data(), b.size());
+  if (s.ok())
+    Report(progress, {"unseal", header_.plaintext_size, header_.plaintext_size, "bytes", "", true});
+  return s;
+}
+
+Status SealedReader::DecryptAll(std::span<uint8_t> out, unsigned threads,
+                                const ProgressFn& progress) const {
+  if (out.size() != header_.plaintext_size) {
+    return Fail(ErrorCode::kInvalidArgument, "out-of-range", "output buffer has the wrong size");
   }
-  Report(progress, {"unseal", header_.plaintext_size, header_.plaintext_size, "bytes", "", true});
-  return Ok{};
+  Status s =
+      DecryptChunks(threads, progress, [&](uint64_t i, uint8_t*, uint8_t* scratch) -> Status {
+        return DecryptChunk(i, out.data() + i * header_.chunk_size, scratch);
+      });
+  if (!s.ok()) OPENSSL_cleanse(out.data(), out.size());
+  return s;
+}
+
+Status SealedReader::DecryptInto(Memfd& out, unsigned threads, const ProgressFn& progress) const {
+  if (out.size() != header_.plaintext_size) {
+    return Fail(ErrorCode::kInvalidArgument, "out-of-range", "memfd has the wrong size");
+  }
+  // Decrypt into a cache-resident buffer, then pwrite: cheaper than faulting
+  // fresh pages in through a mapping.
+  return DecryptChunks(
+      threads, progress, [&](uint64_t i, uint8_t* plain, uint8_t* scratch) -> Status {
+        MS_RETURN_IF_ERROR(DecryptChunk(i, plain, scratch));
+        return out.WriteAt(i * header_.chunk_size, std::span(plain, header_.chunk_plain_size(i)));
+      });
 }
 
 namespace {
@@ -153,9 +179,11 @@ Status CheckDigests(const Header& h, std::span<const uint8_t> plain) {
       EVP_Digest(plain.data(), plain.size(), d384, &len, EVP_sha384(), nullptr) != 1) {
     return OpenSslError("sealed", "digest plaintext");
   }
-  if (CRYPTO_memcmp(d256, h.sha256.data(), 32) != 0 || CRYPTO_memcmp(d384, h.sha384.data(), 48) != 0) {
-    return Fail(ErrorCode::kIntegrity, "digest-mismatch",
-                "plaintext digest does not match the header (the owner sealed inconsistent metadata)");
+  if (CRYPTO_memcmp(d256, h.sha256.data(), 32) != 0 ||
+      CRYPTO_memcmp(d384, h.sha384.data(), 48) != 0) {
+    return Fail(
+        ErrorCode::kIntegrity, "digest-mismatch",
+        "plaintext digest does not match the header (the owner sealed inconsistent metadata)");
   }
   return Ok{};
 }
@@ -166,11 +194,14 @@ Result<Memfd> UnsealToMemfd(const ByteSource& src, const SecretBuffer& data_key,
                             const UnsealOptions& options) {
   MS_ASSIGN_OR_RETURN(auto reader, SealedReader::Open(src, data_key));
   const Header& h = reader->header();
-  const std::string name = "modelseal:" + (h.model.name.empty() ? std::string("model") : h.model.name);
+  const std::string name =
+      "modelseal:" + (h.model.name.empty() ? std::string("model") : h.model.name);
   MS_ASSIGN_OR_RETURN(Memfd memfd, Memfd::Create(name, h.plaintext_size));
-  MS_ASSIGN_OR_RETURN(auto out, memfd.MapWritable());
-  Status s = reader->DecryptAll(out, options.threads, options.progress);
-  if (s.ok() && options.rehash) s = CheckDigests(h, out);
+  Status s = reader->DecryptInto(memfd, options.threads, options.progress);
+  if (s.ok() && options.rehash) {
+    MS_ASSIGN_OR_RETURN(auto view, memfd.MapWritable());
+    s = CheckDigests(h, view);
+  }
   if (!s.ok()) {
     memfd.Wipe();
     return s.take_error();

@@ -117,8 +117,8 @@ class SealPipeline {
     switch (t.kind) {
       case Kind::kRead: {
         if (s.scratch.size() < s.plain_len) s.scratch.resize(s.plain_len);
-        MS_ASSIGN_OR_RETURN(s.plain, src_.ReadAt(s.first_chunk * h_.chunk_size, s.plain_len,
-                                                 s.scratch.data()));
+        MS_ASSIGN_OR_RETURN(
+            s.plain, src_.ReadAt(s.first_chunk * h_.chunk_size, s.plain_len, s.scratch.data()));
         const uint64_t sealed_len = s.plain_len + s.chunks * kTagSize;
         if (s.sealed.size() < sealed_len) s.sealed.resize(sealed_len);
         return Ok{};
@@ -139,8 +139,8 @@ class SealPipeline {
         const uint32_t len = h_.chunk_plain_size(index);
         const uint64_t in_off = t.chunk * h_.chunk_size;
         uint8_t* dst = s.sealed.data() + t.chunk * (uint64_t{h_.chunk_size} + kTagSize);
-        return cipher.Encrypt(key_, index, index + 1 == total_chunks_,
-                              s.plain.subspan(in_off, len), dst, dst + len);
+        return cipher.Encrypt(key_, index, index + 1 == total_chunks_, s.plain.subspan(in_off, len),
+                              dst, dst + len);
       }
       case Kind::kWrite:
         return out_.WriteAt(h_.chunk_offset(s.first_chunk),
@@ -285,7 +285,8 @@ Result<Header> Seal(const ByteSource& plaintext, ByteSink& out, const SealKey& k
   } else {
     MS_RETURN_IF_ERROR(RandomBytes(h.salt.data(), h.salt.size()));
   }
-  h.header_size = static_cast<uint32_t>(internal::EncodeHeaderWithoutMac(h).size() + internal::kMacSize);
+  h.header_size =
+      static_cast<uint32_t>(internal::EncodeHeaderWithoutMac(h).size() + internal::kMacSize);
   MS_ASSIGN_OR_RETURN(auto keys, internal::DeriveKeys(*key.data_key, h.salt));
 
   const unsigned threads = options.threads ? options.threads : DefaultThreads();

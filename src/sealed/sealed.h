@@ -19,6 +19,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -89,8 +90,8 @@ struct SealKey {
 
 struct SealOptions {
   uint32_t chunk_size = kDefaultChunkSize;
-  unsigned threads = 0;  // 0: one per core
-  ProgressFn progress;   // stage "seal"
+  unsigned threads = 0;          // 0: one per core
+  ProgressFn progress;           // stage "seal"
   uint64_t created_unix_ms = 0;  // 0: now
   // Fixed salt for reproducible output (tests). Never reuse a salt with the same
   // data key for different plaintexts; leave unset to draw a random one.
@@ -122,7 +123,15 @@ class SealedReader {
   // in parallel. On failure `out` is zeroed. Progress stage "unseal".
   Status DecryptAll(std::span<uint8_t> out, unsigned threads, const ProgressFn& progress) const;
 
+  // Decrypts the whole plaintext into `out` (a memfd of plaintext_size bytes that
+  // is not yet sealed). On failure the caller must Wipe() it.
+  Status DecryptInto(Memfd& out, unsigned threads, const ProgressFn& progress) const;
+
  private:
+  // Runs chunk(i, plain_buf, scratch_buf) for every chunk on `threads` threads,
+  // with per-thread buffers of chunk_size + tag bytes, reporting progress.
+  Status DecryptChunks(unsigned threads, const ProgressFn& progress,
+                       const std::function<Status(uint64_t, uint8_t*, uint8_t*)>& chunk) const;
   SealedReader(const ByteSource& src, Header header, SecretBuffer chunk_key);
   Status DecryptChunk(uint64_t index, uint8_t* out, uint8_t* scratch) const;
 

@@ -56,8 +56,8 @@ TEST(Error, ResultAndStatus) {
   EXPECT_FALSE(s.ok());
   EXPECT_EQ(s.error().reason, "r");
   auto f = [](bool fail) -> Result<int> {
-    MS_ASSIGN_OR_RETURN(int v, fail ? Result<int>(MakeError(ErrorCode::kIo, "m", "x", "y"))
-                                    : Result<int>(7));
+    MS_ASSIGN_OR_RETURN(
+        int v, fail ? Result<int>(MakeError(ErrorCode::kIo, "m", "x", "y")) : Result<int>(7));
     return v + 1;
   };
   EXPECT_EQ(*f(false), 8);

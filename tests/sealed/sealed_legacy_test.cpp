@@ -53,8 +53,8 @@ TEST(Legacy, TamperingIsDetected) {
   const SecretBuffer key = TestKey();
   const Bytes plain = RandomData(100000, 9);
   const Bytes obj = LegacySeal(plain, key);
-  for (size_t pos : {size_t{0}, size_t{11}, size_t{12}, size_t{50000}, obj.size() - 17,
-                     obj.size() - 1}) {
+  for (size_t pos :
+       {size_t{0}, size_t{11}, size_t{12}, size_t{50000}, obj.size() - 17, obj.size() - 1}) {
     Bytes t = obj;
     t[pos] ^= 0x04;
     MemorySource src(t);

@@ -7,8 +7,8 @@
 namespace modelseal::sealed {
 namespace {
 
-using testing::ReadAll;
 using testing::RandomData;
+using testing::ReadAll;
 using testing::SealBytes;
 using testing::TestKey;
 
@@ -77,6 +77,22 @@ TEST(Seal, ParallelAndSequentialOutputIdentical) {
   ASSERT_TRUE((*reader)->DecryptAll(par, 4, {}).ok());
   EXPECT_EQ(seq, plain);
   EXPECT_EQ(par, plain);
+}
+
+// Objects larger than one pipeline batch (8 MiB), with out-of-order writes.
+TEST(Seal, ManyBatchesRoundTrip) {
+  const SecretBuffer key = TestKey();
+  const Bytes plain = RandomData((21 << 20) + 12345, 21);
+  std::array<uint8_t, 32> salt{};
+  const auto one = SealBytes(plain, key, 1 << 20, 1, salt);
+  for (unsigned threads : {2u, 5u, 2u, 5u, 3u}) {  // repeated: races show up only sometimes
+    const auto par = SealBytes(plain, key, 1 << 20, threads, salt);
+    EXPECT_EQ(par.object, one.object) << threads;
+    MemorySource src(par.object);
+    auto m = UnsealToMemfd(src, key, {threads, true, {}});
+    ASSERT_TRUE(m.ok()) << m.error().ToString();
+    EXPECT_EQ(ReadAll(*m), plain);
+  }
 }
 
 TEST(Seal, RandomSaltMakesEveryObjectDifferent) {

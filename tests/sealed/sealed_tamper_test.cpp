@@ -107,12 +107,14 @@ TEST_F(Tamper, DroppedChunkIsDetected) {
   Bytes t = sealed_.object;
   t.erase(t.begin() + static_cast<ptrdiff_t>(ChunkAt(5)),
           t.begin() + static_cast<ptrdiff_t>(ChunkAt(6)));
-  EXPECT_NE(ExpectRejected(t, "truncated").find("truncated after chunk 62 of 64"), std::string::npos);
+  EXPECT_NE(ExpectRejected(t, "truncated").find("truncated after chunk 62 of 64"),
+            std::string::npos);
 }
 
 TEST_F(Tamper, DuplicatedChunkIsDetected) {
   Bytes t = sealed_.object;
-  Bytes dup(t.begin() + static_cast<ptrdiff_t>(ChunkAt(7)), t.begin() + static_cast<ptrdiff_t>(ChunkAt(8)));
+  Bytes dup(t.begin() + static_cast<ptrdiff_t>(ChunkAt(7)),
+            t.begin() + static_cast<ptrdiff_t>(ChunkAt(8)));
   t.insert(t.begin() + static_cast<ptrdiff_t>(ChunkAt(8)), dup.begin(), dup.end());
   EXPECT_NE(ExpectRejected(t, "trailing-data").find("unexpected data after the last chunk"),
             std::string::npos);
@@ -129,16 +131,17 @@ TEST_F(Tamper, AppendedChunkIsDetected) {
 }
 
 TEST_F(Tamper, TruncationOnABoundaryAndInsideAChunk) {
-  Bytes boundary(sealed_.object.begin(), sealed_.object.begin() + static_cast<ptrdiff_t>(ChunkAt(41)));
+  Bytes boundary(sealed_.object.begin(),
+                 sealed_.object.begin() + static_cast<ptrdiff_t>(ChunkAt(41)));
   EXPECT_EQ(ExpectRejected(boundary, "truncated").substr(0, 30), "truncated after chunk 41 of 64");
   Bytes inside(sealed_.object.begin(),
                sealed_.object.begin() + static_cast<ptrdiff_t>(ChunkAt(41) + 100));
   EXPECT_EQ(ExpectRejected(inside, "truncated").substr(0, 30), "truncated after chunk 41 of 64");
   Bytes last_tag(sealed_.object.begin(), sealed_.object.end() - 1);
   EXPECT_EQ(ExpectRejected(last_tag, "truncated").substr(0, 30), "truncated after chunk 63 of 64");
-  Bytes no_chunks(sealed_.object.begin(),
-                  sealed_.object.begin() + sealed_.header.header_size + 10);
-  EXPECT_EQ(ExpectRejected(no_chunks, "truncated").substr(0, 32), "truncated before the first chunk");
+  Bytes no_chunks(sealed_.object.begin(), sealed_.object.begin() + sealed_.header.header_size + 10);
+  EXPECT_EQ(ExpectRejected(no_chunks, "truncated").substr(0, 32),
+            "truncated before the first chunk");
   Bytes in_header(sealed_.object.begin(), sealed_.object.begin() + 40);
   ExpectRejected(in_header, "truncated");
   ExpectRejected(Bytes{}, "not-a-container");

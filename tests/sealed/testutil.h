@@ -32,7 +32,9 @@ struct SealedObject {
 
 inline SealedObject SealBytes(const Bytes& plain, const SecretBuffer& key, uint32_t chunk_size,
                               unsigned threads, std::optional<std::array<uint8_t, 32>> salt = {}) {
-  SealKey sk{&key, "arn:aws:kms:eu-west-1:111122223333:key/test", Bytes{0xde, 0xad, 0xbe, 0xef},
+  SealKey sk{&key,
+             "arn:aws:kms:eu-west-1:111122223333:key/test",
+             Bytes{0xde, 0xad, 0xbe, 0xef},
              {{"model", "tiny"}, {"owner", "party-a"}}};
   SealOptions so;
   so.chunk_size = chunk_size;
