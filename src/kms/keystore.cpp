@@ -1,0 +1,372 @@
+#include "kms/keystore.h"
+
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "common/io.h"
+#include "common/ossl.h"
+
+namespace modelseal::kms {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr size_t kIv = 12;
+constexpr size_t kTag = 16;
+constexpr uint8_t kBlobMagic[4] = {'M', 'S', 'K', 0x01};
+
+Error KmsError(ErrorCode code, const std::string& reason, const std::string& msg) {
+  return MakeError(code, "kms", reason, msg);
+}
+
+uint64_t NowMs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+std::string NewUuid() {
+  uint8_t b[16];
+  (void)RandomBytes(b, sizeof(b));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const std::string h = ToHex(b);
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" +
+         h.substr(20);
+}
+
+// AES-256-GCM with a random IV: IV || ct || tag.
+Result<Bytes> GcmSeal(const SecretBuffer& key, std::span<const uint8_t> plain, std::span<const uint8_t> aad) {
+  Bytes out(kIv + plain.size() + kTag);
+  MS_RETURN_IF_ERROR(RandomBytes(out.data(), kIv));
+  CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
+  int n = 0;
+  if (!ctx || EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), out.data()) != 1 ||
+      EVP_EncryptUpdate(ctx.get(), nullptr, &n, aad.data(), static_cast<int>(aad.size())) != 1 ||
+      EVP_EncryptUpdate(ctx.get(), out.data() + kIv, &n, plain.data(), static_cast<int>(plain.size())) != 1 ||
+      EVP_EncryptFinal_ex(ctx.get(), out.data() + kIv + n, &n) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTag, out.data() + kIv + plain.size()) != 1) {
+    return OpenSslError("kms", "AES-256-GCM seal");
+  }
+  return out;
+}
+
+// Returns nullopt-like error (reason invalid-ciphertext) when the tag fails.
+Result<SecretBuffer> GcmOpen(const SecretBuffer& key, std::span<const uint8_t> sealed,
+                          std::span<const uint8_t> aad) {
+  if (sealed.size() < kIv + kTag) {
+    return KmsError(ErrorCode::kInvalidArgument, "invalid-ciphertext", "ciphertext is too short");
+  }
+  const size_t len = sealed.size() - kIv - kTag;
+  SecretBuffer out(len == 0 ? 1 : len);
+  CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
+  int n = 0;
+  Bytes tag(sealed.end() - kTag, sealed.end());
+  if (!ctx || EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), sealed.data()) != 1 ||
+      EVP_DecryptUpdate(ctx.get(), nullptr, &n, aad.data(), static_cast<int>(aad.size())) != 1 ||
+      EVP_DecryptUpdate(ctx.get(), out.data(), &n, sealed.data() + kIv, static_cast<int>(len)) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTag, tag.data()) != 1 ||
+      EVP_DecryptFinal_ex(ctx.get(), out.data() + n, &n) != 1) {
+    return KmsError(ErrorCode::kInvalidArgument, "invalid-ciphertext",
+                    "the ciphertext is damaged, belongs to another key, or the encryption context differs");
+  }
+  if (len == 0) return SecretBuffer();
+  return out;
+}
+
+json MetaToJson(const KeyMetadata& m) {
+  return {{"key_id", m.key_id},           {"arn", m.arn},     {"description", m.description},
+          {"state", m.state},             {"creation_ms", m.creation_ms},
+          {"deletion_ms", m.deletion_ms}, {"policy", m.policy}};
+}
+
+}  // namespace
+
+Bytes KeyStore::CanonicalContext(const EncryptionContext& context) {
+  Bytes b;
+  PutU32(b, static_cast<uint32_t>(context.size()));
+  for (const auto& [k, v] : context) {
+    PutU32(b, static_cast<uint32_t>(k.size()));
+    b.insert(b.end(), k.begin(), k.end());
+    PutU32(b, static_cast<uint32_t>(v.size()));
+    b.insert(b.end(), v.begin(), v.end());
+  }
+  return b;
+}
+
+Result<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& dir, const std::string& region,
+                                                 const std::string& account) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return KmsError(ErrorCode::kIo, "io", "create key store directory " + dir + ": " + ec.message());
+  std::unique_ptr<KeyStore> ks(new KeyStore());
+  ks->dir_ = dir;
+  ks->region_ = region;
+  ks->account_ = account;
+  const std::string master_path = dir + "/master.key";
+  int fd = ::open(master_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) {
+    uint8_t key[32];
+    MS_RETURN_IF_ERROR(RandomBytes(key, sizeof(key)));
+    const std::string tmp = master_path + ".new";
+    const int w = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (w < 0) return ErrnoError("kms", "create " + tmp, errno);
+    const bool ok = ::write(w, key, sizeof(key)) == static_cast<ssize_t>(sizeof(key)) && fsync(w) == 0;
+    ::close(w);
+    OPENSSL_cleanse(key, sizeof(key));
+    if (!ok || ::link(tmp.c_str(), master_path.c_str()) != 0) {  // link: never replace an existing key
+      const int err = errno;
+      ::unlink(tmp.c_str());
+      if (err != EEXIST) return ErrnoError("kms", "install " + master_path, err);
+    }
+    ::unlink(tmp.c_str());
+    fd = ::open(master_path.c_str(), O_RDONLY | O_CLOEXEC);
+  }
+  if (fd < 0) return ErrnoError("kms", "open " + master_path, errno);
+  struct stat st {};
+  fstat(fd, &st);
+  if ((st.st_mode & 077) != 0) {
+    ::close(fd);
+    return KmsError(ErrorCode::kPermissionDenied, "insecure-master-key",
+                    master_path + " is readable by group or others; chmod 600 it");
+  }
+  ks->master_ = SecretBuffer(32);
+  const ssize_t n = ::read(fd, ks->master_.data(), 32);
+  ::close(fd);
+  if (n != 32) return KmsError(ErrorCode::kIo, "io", master_path + " must hold 32 bytes");
+  // Temporary files of a writer that was killed mid-save are garbage.
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.path().filename().string().rfind("keys.json.partial-", 0) == 0) {
+      std::filesystem::remove(entry.path(), ec);
+    }
+  }
+  MS_RETURN_IF_ERROR(ks->Load());
+  return ks;
+}
+
+Status KeyStore::Load() {
+  const std::string path = dir_ + "/keys.json";
+  auto src = FileSource::Open(path);
+  if (!src.ok()) {
+    if (src.error().code == ErrorCode::kNotFound) return Ok{};
+    return src.error();
+  }
+  Bytes scratch((*src)->size());
+  MS_ASSIGN_OR_RETURN(auto bytes, (*src)->ReadAt(0, (*src)->size(), scratch.data()));
+  json doc = json::parse(bytes.begin(), bytes.end(), nullptr, false);
+  if (doc.is_discarded() || !doc.is_object() || doc.value("version", 0) != 1) {
+    return KmsError(ErrorCode::kIntegrity, "corrupt-store", path + " is not a valid key store");
+  }
+  try {
+    for (const auto& k : doc.at("keys")) {
+      Entry e;
+      e.meta.key_id = k.at("key_id").get<std::string>();
+      e.meta.arn = k.at("arn").get<std::string>();
+      e.meta.description = k.at("description").get<std::string>();
+      e.meta.state = k.at("state").get<std::string>();
+      e.meta.creation_ms = k.at("creation_ms").get<uint64_t>();
+      e.meta.deletion_ms = k.at("deletion_ms").get<uint64_t>();
+      e.meta.policy = k.at("policy").get<std::string>();
+      auto m = FromHex(k.at("material").get<std::string>());
+      if (!m) throw std::runtime_error("material");
+      e.sealed_material = *m;
+      keys_.emplace(e.meta.key_id, std::move(e));
+    }
+    for (auto it = doc.at("aliases").begin(); it != doc.at("aliases").end(); ++it) {
+      aliases_[it.key()] = it.value().get<std::string>();
+    }
+  } catch (const std::exception& e) {
+    return KmsError(ErrorCode::kIntegrity, "corrupt-store", path + " is damaged: " + e.what());
+  }
+  return Ok{};
+}
+
+Status KeyStore::Save() const {
+  json doc = {{"version", 1}, {"keys", json::array()}, {"aliases", json::object()}};
+  for (const auto& [id, e] : keys_) {
+    json k = MetaToJson(e.meta);
+    k["material"] = ToHex(e.sealed_material);
+    doc["keys"].push_back(k);
+  }
+  for (const auto& [a, id] : aliases_) doc["aliases"][a] = id;
+  const std::string text = doc.dump(1);
+  MS_ASSIGN_OR_RETURN(auto sink, AtomicFileSink::Create(dir_ + "/keys.json"));
+  MS_RETURN_IF_ERROR(sink->WriteAt(0, std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size())));
+  MS_RETURN_IF_ERROR(sink->Commit());
+  const int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    fsync(dfd);  // make the rename durable
+    ::close(dfd);
+  }
+  return Ok{};
+}
+
+Result<const KeyStore::Entry*> KeyStore::Find(const std::string& ref) const {
+  std::string id = ref;
+  std::string name = ref;
+  const std::string alias_arn = "arn:aws:kms:" + region_ + ":" + account_ + ":";
+  if (name.rfind(alias_arn, 0) == 0) name = name.substr(alias_arn.size());
+  if (name.rfind("alias/", 0) == 0) {
+    auto a = aliases_.find(name);
+    if (a == aliases_.end()) return KmsError(ErrorCode::kNotFound, "not-found", "Alias " + ref + " is not found.");
+    id = a->second;
+  } else if (name.rfind("key/", 0) == 0) {
+    id = name.substr(4);
+  }
+  auto it = keys_.find(id);
+  if (it == keys_.end()) {
+    return KmsError(ErrorCode::kNotFound, "not-found", "Key '" + ref + "' does not exist");
+  }
+  return &it->second;
+}
+
+Result<SecretBuffer> KeyStore::Material(const Entry& e) const {
+  const std::string& id = e.meta.key_id;
+  return GcmOpen(master_, e.sealed_material, std::span(reinterpret_cast<const uint8_t*>(id.data()), id.size()));
+}
+
+Result<KeyMetadata> KeyStore::CreateKey(const std::string& description, const std::string& policy) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Entry e;
+  e.meta.key_id = NewUuid();
+  e.meta.arn = "arn:aws:kms:" + region_ + ":" + account_ + ":key/" + e.meta.key_id;
+  e.meta.description = description;
+  e.meta.creation_ms = NowMs();
+  e.meta.policy = policy;
+  SecretBuffer material(32);
+  MS_RETURN_IF_ERROR(RandomBytes(material.data(), material.size()));
+  const std::string& id = e.meta.key_id;
+  MS_ASSIGN_OR_RETURN(e.sealed_material,
+                      GcmSeal(master_, material.span(), std::span(reinterpret_cast<const uint8_t*>(id.data()), id.size())));
+  const KeyMetadata meta = e.meta;
+  keys_.emplace(id, std::move(e));
+  Status s = Save();
+  if (!s.ok()) {
+    keys_.erase(id);
+    return s.take_error();
+  }
+  return meta;
+}
+
+Result<KeyMetadata> KeyStore::Describe(const std::string& key_ref) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  MS_ASSIGN_OR_RETURN(const Entry* e, Find(key_ref));
+  return e->meta;
+}
+
+std::vector<KeyMetadata> KeyStore::List() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<KeyMetadata> out;
+  for (const auto& [id, e] : keys_) out.push_back(e.meta);
+  return out;
+}
+
+Status KeyStore::CreateAlias(const std::string& alias_name, const std::string& key_ref) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (alias_name.rfind("alias/", 0) != 0 || alias_name.size() < 7 || alias_name.size() > 256 ||
+      alias_name.rfind("alias/aws/", 0) == 0) {
+    return KmsError(ErrorCode::kInvalidArgument, "invalid-alias",
+                    "Alias name must begin with 'alias/', must not begin with 'alias/aws/', and be at most 256 characters");
+  }
+  if (aliases_.count(alias_name)) {
+    return KmsError(ErrorCode::kAlreadyExists, "already-exists", "An alias with the name " + alias_name + " already exists");
+  }
+  MS_ASSIGN_OR_RETURN(const Entry* e, Find(key_ref));
+  aliases_[alias_name] = e->meta.key_id;
+  Status s = Save();
+  if (!s.ok()) aliases_.erase(alias_name);
+  return s;
+}
+
+std::map<std::string, std::string> KeyStore::Aliases() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return aliases_;
+}
+
+Status KeyStore::PutPolicy(const std::string& key_ref, const std::string& policy) {
+  std::lock_guard<std::mutex> lock(mu_);
+  MS_ASSIGN_OR_RETURN(const Entry* e, Find(key_ref));
+  Entry& entry = keys_.at(e->meta.key_id);
+  const std::string old = entry.meta.policy;
+  entry.meta.policy = policy;
+  Status s = Save();
+  if (!s.ok()) entry.meta.policy = old;
+  return s;
+}
+
+Result<KeyMetadata> KeyStore::ScheduleDeletion(const std::string& key_ref, int pending_days) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (pending_days < 7 || pending_days > 30) {
+    return KmsError(ErrorCode::kInvalidArgument, "invalid-argument", "PendingWindowInDays must be between 7 and 30");
+  }
+  MS_ASSIGN_OR_RETURN(const Entry* e, Find(key_ref));
+  Entry& entry = keys_.at(e->meta.key_id);
+  if (entry.meta.state != "Enabled") {
+    return KmsError(ErrorCode::kPermissionDenied, "invalid-state", entry.meta.arn + " is pending deletion.");
+  }
+  const KeyMetadata old = entry.meta;
+  entry.meta.state = "PendingDeletion";
+  entry.meta.deletion_ms = NowMs() + static_cast<uint64_t>(pending_days) * 86400000ULL;
+  Status s = Save();
+  if (!s.ok()) {
+    entry.meta = old;
+    return s.take_error();
+  }
+  return entry.meta;
+}
+
+Result<Bytes> KeyStore::Encrypt(const std::string& key_ref, std::span<const uint8_t> plaintext,
+                                const EncryptionContext& context) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  MS_ASSIGN_OR_RETURN(const Entry* e, Find(key_ref));
+  if (e->meta.state != "Enabled") {
+    return KmsError(ErrorCode::kPermissionDenied, "invalid-state", e->meta.arn + " is pending deletion.");
+  }
+  MS_ASSIGN_OR_RETURN(SecretBuffer material, Material(*e));
+  const std::string& id = e->meta.key_id;
+  Bytes aad = CanonicalContext(context);
+  aad.insert(aad.end(), id.begin(), id.end());
+  MS_ASSIGN_OR_RETURN(Bytes sealed, GcmSeal(material, plaintext, aad));
+  Bytes blob(kBlobMagic, kBlobMagic + 4);
+  PutU16(blob, static_cast<uint16_t>(id.size()));
+  blob.insert(blob.end(), id.begin(), id.end());
+  blob.insert(blob.end(), sealed.begin(), sealed.end());
+  return blob;
+}
+
+Result<std::string> KeyStore::BlobKeyId(std::span<const uint8_t> blob) {
+  if (blob.size() < 6 || std::memcmp(blob.data(), kBlobMagic, 4) != 0) {
+    return KmsError(ErrorCode::kInvalidArgument, "invalid-ciphertext", "the ciphertext is not one this key service produced");
+  }
+  const uint16_t len = GetU16(blob.data() + 4);
+  if (blob.size() < 6u + len + kIv + kTag) {
+    return KmsError(ErrorCode::kInvalidArgument, "invalid-ciphertext", "the ciphertext is truncated");
+  }
+  return std::string(reinterpret_cast<const char*>(blob.data() + 6), len);
+}
+
+Result<KeyStore::Opened> KeyStore::Decrypt(std::span<const uint8_t> blob,
+                                           const EncryptionContext& context) const {
+  MS_ASSIGN_OR_RETURN(std::string id, BlobKeyId(blob));
+  std::lock_guard<std::mutex> lock(mu_);
+  MS_ASSIGN_OR_RETURN(const Entry* e, Find(id));
+  if (e->meta.state != "Enabled") {
+    return KmsError(ErrorCode::kPermissionDenied, "invalid-state", e->meta.arn + " is pending deletion.");
+  }
+  MS_ASSIGN_OR_RETURN(SecretBuffer material, Material(*e));
+  Bytes aad = CanonicalContext(context);
+  aad.insert(aad.end(), id.begin(), id.end());
+  MS_ASSIGN_OR_RETURN(SecretBuffer plain, GcmOpen(material, blob.subspan(6 + id.size()), aad));
+  return Opened{e->meta, std::move(plain)};
+}
+
+}  // namespace modelseal::kms

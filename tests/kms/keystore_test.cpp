@@ -1,0 +1,126 @@
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "kms/keystore.h"
+
+namespace modelseal::kms {
+namespace {
+
+class KeyStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = (std::filesystem::temp_directory_path() /
+            ("ms-ks-" + std::to_string(getpid()) + "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+               .string();
+    std::filesystem::remove_all(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::unique_ptr<KeyStore> OpenStore() {
+    auto ks = KeyStore::Open(dir_, "eu-west-1", "111122223333");
+    EXPECT_TRUE(ks.ok()) << ks.error().ToString();
+    return ks.ok() ? std::move(*ks) : nullptr;
+  }
+  std::string dir_;
+};
+
+TEST_F(KeyStoreTest, CreateDescribeAliasPersist) {
+  std::string id;
+  {
+    auto ks = OpenStore();
+    auto k = ks->CreateKey("model key", "{}");
+    ASSERT_TRUE(k.ok());
+    id = k->key_id;
+    EXPECT_EQ(k->arn, "arn:aws:kms:eu-west-1:111122223333:key/" + id);
+    ASSERT_TRUE(ks->CreateAlias("alias/models", id).ok());
+    EXPECT_EQ(ks->CreateAlias("alias/models", id).error().reason, "already-exists");
+    EXPECT_EQ(ks->CreateAlias("alias/aws/x", id).error().reason, "invalid-alias");
+  }
+  struct stat st {};
+  ASSERT_EQ(stat((dir_ + "/master.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto ks = OpenStore();
+  for (const std::string& ref : {id, "arn:aws:kms:eu-west-1:111122223333:key/" + id, std::string("alias/models"),
+                                std::string("arn:aws:kms:eu-west-1:111122223333:alias/models")}) {
+    auto d = ks->Describe(ref);
+    ASSERT_TRUE(d.ok()) << ref;
+    EXPECT_EQ(d->key_id, id);
+    EXPECT_EQ(d->description, "model key");
+  }
+  EXPECT_EQ(ks->Describe("alias/none").error().reason, "not-found");
+  EXPECT_EQ(ks->List().size(), 1u);
+}
+
+TEST_F(KeyStoreTest, EncryptDecryptBindsContext) {
+  auto ks = OpenStore();
+  auto k = ks->CreateKey("", "{}");
+  ASSERT_TRUE(k.ok());
+  const Bytes secret = {1, 2, 3, 4, 5};
+  EncryptionContext ctx = {{"model", "tiny"}};
+  auto blob = ks->Encrypt(k->key_id, secret, ctx);
+  ASSERT_TRUE(blob.ok());
+  auto back = ks->Decrypt(*blob, ctx);
+  ASSERT_TRUE(back.ok()) << back.error().ToString();
+  EXPECT_EQ(Bytes(back->plaintext.data(), back->plaintext.data() + back->plaintext.size()), secret);
+  EXPECT_EQ(back->key.key_id, k->key_id);
+
+  EXPECT_EQ(ks->Decrypt(*blob, {{"model", "other"}}).error().reason, "invalid-ciphertext");
+  EXPECT_EQ(ks->Decrypt(*blob, {}).error().reason, "invalid-ciphertext");
+  Bytes flipped = *blob;
+  flipped.back() ^= 1;
+  EXPECT_EQ(ks->Decrypt(flipped, ctx).error().reason, "invalid-ciphertext");
+  EXPECT_EQ(ks->Decrypt(Bytes{1, 2}, ctx).error().reason, "invalid-ciphertext");
+
+  ASSERT_TRUE(ks->ScheduleDeletion(k->key_id, 7).ok());
+  EXPECT_EQ(ks->Decrypt(*blob, ctx).error().reason, "invalid-state");
+  EXPECT_EQ(ks->Encrypt(k->key_id, secret, ctx).error().reason, "invalid-state");
+}
+
+TEST_F(KeyStoreTest, RefusesAMasterKeyOthersCanRead) {
+  { OpenStore(); }
+  chmod((dir_ + "/master.key").c_str(), 0644);
+  auto ks = KeyStore::Open(dir_, "eu-west-1", "111122223333");
+  ASSERT_FALSE(ks.ok());
+  EXPECT_EQ(ks.error().reason, "insecure-master-key");
+}
+
+// A writer killed with SIGKILL at arbitrary moments leaves a store that opens and
+// whose every listed key still works.
+TEST_F(KeyStoreTest, SurvivesKillDashNine) {
+  { OpenStore(); }
+  for (int round = 0; round < 8; ++round) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      auto ks = KeyStore::Open(dir_, "eu-west-1", "111122223333");
+      if (!ks.ok()) _exit(2);
+      for (int i = 0; i < 100000; ++i) {
+        auto k = (*ks)->CreateKey("k" + std::to_string(i), "{\"Statement\": []}");
+        if (!k.ok()) _exit(3);
+        (void)(*ks)->PutPolicy(k->key_id, "{}");
+      }
+      _exit(0);
+    }
+    usleep(static_cast<useconds_t>(20000 + round * 7000));
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    auto ks = OpenStore();
+    ASSERT_TRUE(ks) << "store unreadable after kill in round " << round;
+    for (const auto& k : ks->List()) {
+      auto blob = ks->Encrypt(k.key_id, Bytes{9}, {});
+      ASSERT_TRUE(blob.ok()) << k.key_id;
+      ASSERT_TRUE(ks->Decrypt(*blob, {}).ok());
+    }
+  }
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+    const std::string name = entry.path().filename().string();
+    EXPECT_TRUE(name == "master.key" || name == "keys.json") << "left behind: " << name;
+  }
+}
+
+}  // namespace
+}  // namespace modelseal::kms
