@@ -38,4 +38,9 @@ inline uint64_t GetU64(const uint8_t* p) {
 
 bool IsValidUtf8(std::string_view s);
 
+// Standard base64 with padding (RFC 4648 section 4).
+std::string Base64Encode(std::span<const uint8_t> data);
+// Strict: padded, no whitespace; nullopt on anything else.
+std::optional<Bytes> Base64Decode(std::string_view text);
+
 }  // namespace modelseal

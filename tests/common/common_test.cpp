@@ -36,6 +36,21 @@ TEST(Bytes, BigEndian) {
   EXPECT_EQ(GetU64(b.data() + 6), 0x0708090a0b0c0d0eULL);
 }
 
+TEST(Bytes, Base64) {
+  EXPECT_EQ(Base64Encode(Bytes{}), "");
+  EXPECT_EQ(Base64Encode(Bytes{'f'}), "Zg==");
+  EXPECT_EQ(Base64Encode(Bytes{'f', 'o'}), "Zm8=");
+  EXPECT_EQ(Base64Encode(Bytes{'f', 'o', 'o'}), "Zm9v");
+  EXPECT_EQ(*Base64Decode("Zg=="), (Bytes{'f'}));
+  EXPECT_EQ(*Base64Decode("Zm8="), (Bytes{'f', 'o'}));
+  EXPECT_EQ(*Base64Decode("Zm9vYmFy"), (Bytes{'f', 'o', 'o', 'b', 'a', 'r'}));
+  EXPECT_TRUE(Base64Decode("")->empty());
+  EXPECT_FALSE(Base64Decode("Zg=").has_value());
+  EXPECT_FALSE(Base64Decode("Z=g=").has_value());
+  EXPECT_FALSE(Base64Decode("Zm9v\n").has_value());
+  EXPECT_FALSE(Base64Decode("Zm*v").has_value());
+}
+
 TEST(Bytes, Utf8) {
   EXPECT_TRUE(IsValidUtf8("plain"));
   EXPECT_TRUE(IsValidUtf8("gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x98\x80"));
