@@ -1,0 +1,2 @@
+# npm packages for the key service's compatibility tests (official AWS SDK v3).
+ensure_npm "$ROOT/tests/js/kms"

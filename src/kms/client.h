@@ -1,0 +1,73 @@
+// KMS client: AWS KMS's JSON 1.1 protocol over SigV4, against AWS or the built-in
+// key service (same wire protocol).
+//
+// Endpoint: the configured one, else AWS_ENDPOINT_URL_KMS, else
+// https://kms.<region>.amazonaws.com. Credentials: the AWS default chain unless
+// given. Throttling, 5xx and connection errors are retried with backoff.
+// Errors: module "kms", reason = the AWS exception name (e.g.
+// "AccessDeniedException"), message "<Operation>: <type>: <message>".
+// Thread-safe.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "aws/credentials.h"
+#include "aws/http.h"
+#include "aws/retry.h"
+#include "common/bytes.h"
+#include "common/error.h"
+#include "common/secret.h"
+#include "kms/keystore.h"
+
+namespace modelseal::kms {
+
+struct ClientConfig {
+  std::string endpoint;  // empty: from the environment / region
+  std::string region;    // empty: resolved like the AWS SDKs
+  std::shared_ptr<aws::CredentialsProvider> credentials;  // null: default chain
+  std::shared_ptr<aws::HttpTransport> transport;          // null: default
+  aws::RetryPolicy retry;
+};
+
+struct DataKey {
+  std::string key_arn;
+  Bytes ciphertext;        // CiphertextBlob: store it beside the data
+  SecretBuffer plaintext;  // use, then let it go out of scope
+};
+
+// Produces an attestation document that carries `public_key_der` (DER
+// SubjectPublicKeyInfo of the ephemeral recipient key).
+using AttestFn = std::function<Result<Bytes>(std::span<const uint8_t> public_key_der)>;
+
+class KmsClient {
+ public:
+  static Result<std::unique_ptr<KmsClient>> Create(ClientConfig config);
+
+  const std::string& endpoint() const { return endpoint_; }
+  const std::string& region() const { return region_; }
+
+  // One operation, raw JSON in and out.
+  Result<nlohmann::json> Call(const std::string& operation, const nlohmann::json& request) const;
+
+  Result<DataKey> GenerateDataKey(const std::string& key_id, const EncryptionContext& context) const;
+  Result<SecretBuffer> Decrypt(std::span<const uint8_t> ciphertext, const EncryptionContext& context) const;
+  // Decrypt with Recipient: makes an RSA-2048 key in this process, gets a
+  // document for its public key from `attest`, and opens CiphertextForRecipient.
+  // The plaintext never crosses the network in the clear.
+  Result<SecretBuffer> DecryptForRecipient(std::span<const uint8_t> ciphertext,
+                                           const EncryptionContext& context, const AttestFn& attest) const;
+
+ private:
+  KmsClient() = default;
+  std::string endpoint_;
+  std::string region_;
+  std::shared_ptr<aws::CredentialsProvider> credentials_;
+  std::shared_ptr<aws::HttpTransport> transport_;
+  aws::RetryPolicy retry_;
+};
+
+}  // namespace modelseal::kms
