@@ -132,6 +132,7 @@ Result<std::unique_ptr<KeyServer>> KeyServer::Start(KeyService& service, const S
   s->impl_ = std::make_unique<Impl>();
   auto& http = s->impl_->http;
   http.set_payload_max_length(config.max_body);
+  http.set_tcp_nodelay(true);  // no 40 ms Nagle/delayed-ACK stalls on small replies
   const auto creds = config.credentials;
   auto reply_error = [](httplib::Response& res, int status, const std::string& type, const std::string& msg) {
     res.status = status;
