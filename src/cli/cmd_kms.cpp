@@ -1,6 +1,8 @@
 // `modelseal kms ...`: run the built-in key service, and manage keys and key
 // policies through any KMS endpoint (AWS or the built-in service).
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
@@ -67,13 +69,14 @@ Result<std::string> EnsureCredentials(const std::string& path, const std::string
                {{{"access_key_id", "MSK" + hex.substr(0, 17)},
                  {"secret_access_key", hex.substr(20)},
                  {"principal_arn", "arn:aws:iam::" + account + ":user/owner"}}}}};
+  // Created 0600 from the first byte: the secret is never readable by others.
   const std::string tmp = path + ".new";
-  {
-    std::ofstream f(tmp);
-    f << doc.dump(2) << "\n";
-  }
-  chmod(tmp.c_str(), 0600);
-  std::filesystem::rename(tmp, path);
+  const std::string text = doc.dump(2) + "\n";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoError("cli", "create " + tmp, errno);
+  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoError("cli", "write " + path, errno);
   return path;
 }
 
