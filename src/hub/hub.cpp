@@ -1,0 +1,424 @@
+#include "hub/hub.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+
+#include "common/bytes.h"
+#include "common/io.h"
+#include "common/ossl.h"
+
+namespace modelseal::hub {
+namespace {
+
+Error HubError(ErrorCode code, std::string reason, std::string message) {
+  return MakeError(code, "hub", std::move(reason), std::move(message));
+}
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? "" : v;
+}
+
+Status MakeDirs(const std::string& dir) {
+  for (size_t pos = 1; pos <= dir.size(); ++pos) {
+    if (pos == dir.size() || dir[pos] == '/') {
+      const std::string cur = dir.substr(0, pos);
+      if (mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) {
+        return ErrnoError("hub", "create directory " + cur, errno);
+      }
+    }
+  }
+  return Ok{};
+}
+
+// The hex SHA-256 in an X-Linked-Etag ("\"abc...\"" or W/"..."); empty if it is
+// not one (non-LFS files carry a git SHA-1 instead).
+std::string Sha256FromEtag(std::string etag) {
+  if (etag.starts_with("W/")) etag = etag.substr(2);
+  etag.erase(std::remove(etag.begin(), etag.end(), '"'), etag.end());
+  if (etag.size() != 64) return "";
+  for (char& c : etag) {
+    if (!std::isxdigit(static_cast<unsigned char>(c))) return "";
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return etag;
+}
+
+Result<std::string> FileSha256(const std::string& path) {
+  MS_ASSIGN_OR_RETURN(auto src, FileSource::Open(path));
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    return OpenSslError("hub", "sha256 init");
+  }
+  constexpr size_t kChunk = 8u << 20;
+  for (uint64_t off = 0; off < src->size();) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, src->size() - off));
+    MS_ASSIGN_OR_RETURN(auto view, src->ReadAt(off, n, nullptr));
+    EVP_DigestUpdate(ctx.get(), view.data(), view.size());
+    off += n;
+  }
+  uint8_t md[32];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx.get(), md, &len);
+  return ToHex({md, 32});
+}
+
+// Maps a Hub error response to a named cause.
+Error FromResponse(const aws::HttpResponse& r, const std::string& what) {
+  const std::string code = r.Header("x-error-code").value_or("");
+  std::string msg = r.Header("x-error-message").value_or("");
+  if (msg.empty()) {
+    auto j = nlohmann::json::parse(r.BodyText(), nullptr, false);
+    if (j.is_object() && j.contains("error") && j["error"].is_string()) msg = j["error"];
+  }
+  const std::string detail = what + ": HTTP " + std::to_string(r.status) +
+                             (code.empty() ? "" : " " + code) + (msg.empty() ? "" : " - " + msg);
+  if (code == "GatedRepo") {
+    return HubError(ErrorCode::kPermissionDenied, "gated",
+                    detail +
+                        " (the repository is gated: accept its terms on the Hub and set "
+                        "HF_TOKEN)");
+  }
+  if (r.status == 401 || r.status == 403) {
+    return HubError(ErrorCode::kPermissionDenied, "unauthorized",
+                    detail + " (set HF_TOKEN to a token with access)");
+  }
+  if (r.status == 404) return HubError(ErrorCode::kNotFound, "not-found", detail);
+  if (r.status == 429 || r.status >= 500) {
+    return HubError(ErrorCode::kUnavailable, "unavailable", detail);
+  }
+  return HubError(ErrorCode::kInvalidArgument, "bad-request", detail);
+}
+
+Error Unreachable(const Error& e, const std::string& endpoint) {
+  if (e.module != "http") return e;
+  return HubError(ErrorCode::kUnavailable, e.reason == "unreachable" ? "unreachable" : e.reason,
+                  "cannot reach " + endpoint + ": " + e.message);
+}
+
+// Resolves `location` (absolute or relative) against `base`.
+std::string Resolve(const std::string& base, const std::string& location) {
+  if (location.starts_with("http://") || location.starts_with("https://")) return location;
+  auto u = aws::ParseUrl(base);
+  if (!u.ok()) return location;
+  if (location.starts_with("/")) return u->Origin() + location;
+  const std::string dir = u->path.substr(0, u->path.rfind('/') + 1);
+  return u->Origin() + dir + location;
+}
+
+std::string HostOf(const std::string& url) {
+  auto u = aws::ParseUrl(url);
+  return u.ok() ? u->Authority() : "";
+}
+
+std::string EncodePath(const std::string& p) {
+  return aws::UriEncode(p, /*keep_slash=*/true);
+}
+
+}  // namespace
+
+Status ValidateRepoId(const std::string& repo) {
+  auto bad = [&](const std::string& why) {
+    return HubError(ErrorCode::kInvalidArgument, "invalid-argument",
+                    "invalid repo id '" + repo + "': " + why + " (expected org/name)");
+  };
+  if (repo.empty() || repo.size() > 96) return bad("length");
+  if (std::count(repo.begin(), repo.end(), '/') > 1) return bad("more than one '/'");
+  size_t start = 0;
+  while (start <= repo.size()) {
+    size_t slash = repo.find('/', start);
+    if (slash == std::string::npos) slash = repo.size();
+    const std::string part = repo.substr(start, slash - start);
+    if (part.empty() || part == "." || part == ".." || part.find("--") != std::string::npos ||
+        part.find("..") != std::string::npos) {
+      return bad("empty, '.', '..' or '--' part");
+    }
+    for (char c : part) {
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) {
+        return bad("characters other than letters, digits, '-', '_' and '.'");
+      }
+    }
+    start = slash + 1;
+  }
+  return Ok{};
+}
+
+Status ValidateRepoPath(const std::string& path) {
+  auto bad = [&](const std::string& why) {
+    return HubError(ErrorCode::kInvalidArgument, "invalid-argument",
+                    "invalid file path '" + path + "': " + why);
+  };
+  if (path.empty() || path.size() > 1024) return bad("length");
+  if (path.front() == '/' || path.back() == '/') return bad("leading or trailing '/'");
+  if (path.find('\\') != std::string::npos) return bad("backslash");
+  for (unsigned char c : path) {
+    if (c < 0x20) return bad("control character");
+  }
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string::npos) slash = path.size();
+    const std::string part = path.substr(start, slash - start);
+    if (part.empty() || part == "." || part == "..") return bad("empty, '.' or '..' part");
+    if (part.ends_with(".incomplete") || part.ends_with(".sha256")) return bad("reserved suffix");
+    start = slash + 1;
+  }
+  return Ok{};
+}
+
+HubClient::HubClient(HubOptions o) : retry_(o.retry) {
+  transport_ = o.transport ? o.transport : aws::DefaultTransport();
+  endpoint_ = !o.endpoint.empty() ? o.endpoint : Env("HF_ENDPOINT");
+  if (endpoint_.empty()) endpoint_ = "https://huggingface.co";
+  while (endpoint_.size() > 1 && endpoint_.back() == '/') endpoint_.pop_back();
+  const std::string token = o.token ? *o.token : Env("HF_TOKEN");
+  if (!token.empty()) {
+    token_ = SecretBuffer(reinterpret_cast<const uint8_t*>(token.data()), token.size());
+  }
+  cache_dir_ = o.cache_dir;
+  if (cache_dir_.empty()) cache_dir_ = Env("MODELSEAL_HUB_CACHE");
+  if (cache_dir_.empty() && !Env("XDG_CACHE_HOME").empty()) {
+    cache_dir_ = Env("XDG_CACHE_HOME") + "/modelseal/hub";
+  }
+  if (cache_dir_.empty()) cache_dir_ = Env("HOME") + "/.cache/modelseal/hub";
+}
+
+void HubClient::AddAuth(aws::HttpRequest& req) const {
+  if (token_.empty()) return;
+  req.headers.emplace_back(
+      "Authorization",
+      "Bearer " + std::string(reinterpret_cast<const char*>(token_.data()), token_.size()));
+}
+
+std::string HubClient::CachePath(const std::string& repo, const std::string& revision,
+                                 const std::string& file) const {
+  std::string dir = repo;
+  std::replace(dir.begin(), dir.end(), '/', '-');
+  if (repo.find('/') != std::string::npos) dir.insert(repo.find('/'), "-");  // org--name
+  return cache_dir_ + "/" + dir + "/" + aws::UriEncode(revision) + "/" + file;
+}
+
+Result<Downloaded> HubClient::Download(const std::string& repo, const std::string& revision,
+                                       const std::string& file, const ProgressFn& progress) {
+  MS_RETURN_IF_ERROR(ValidateRepoId(repo));
+  MS_RETURN_IF_ERROR(ValidateRepoPath(file));
+  if (revision.empty() || revision.find("..") != std::string::npos) {
+    return HubError(ErrorCode::kInvalidArgument, "invalid-argument",
+                    "invalid revision '" + revision + "'");
+  }
+  const std::string final_path = CachePath(repo, revision, file);
+  Downloaded out;
+  out.path = final_path;
+  struct stat st {};
+  if (stat(final_path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+    out.from_cache = true;
+    out.size = static_cast<uint64_t>(st.st_size);
+    std::ifstream side(final_path + ".sha256");
+    std::getline(side, out.sha256);
+    out.verified = !out.sha256.empty();
+    if (out.sha256.empty()) {
+      MS_ASSIGN_OR_RETURN(out.sha256, FileSha256(final_path));
+    }
+    Report(progress, ProgressEvent{"download", out.size, out.size, "bytes", "cached", true});
+    return out;
+  }
+  MS_RETURN_IF_ERROR(MakeDirs(final_path.substr(0, final_path.rfind('/'))));
+
+  // 1. Metadata: HEAD the resolve URL without following redirects.
+  const std::string resolve =
+      endpoint_ + "/" + repo + "/resolve/" + aws::UriEncode(revision) + "/" + EncodePath(file);
+  std::string url = resolve;
+  std::string download_url;
+  std::string expected_sha;
+  uint64_t expected_size = 0;
+  bool size_known = false;
+  Status meta = aws::WithRetries(retry_, [&](int) -> Status {
+    url = resolve;
+    for (int hop = 0; hop < 6; ++hop) {
+      aws::HttpRequest req;
+      req.method = "HEAD";
+      req.url = url;
+      if (HostOf(url) == HostOf(endpoint_)) AddAuth(req);
+      auto r = transport_->Send(req);
+      if (!r.ok()) return Unreachable(r.error(), endpoint_);
+      if (expected_sha.empty())
+        expected_sha = Sha256FromEtag(r->Header("x-linked-etag").value_or(""));
+      if (auto s = r->Header("x-linked-size"); s && !size_known) {
+        expected_size = std::strtoull(s->c_str(), nullptr, 10);
+        size_known = true;
+      }
+      if (r->status >= 300 && r->status < 400) {
+        const std::string next = Resolve(url, r->Header("location").value_or(""));
+        // A redirect to another host is the CDN: download from there.
+        if (HostOf(next) != HostOf(endpoint_)) {
+          download_url = next;
+          return Ok{};
+        }
+        url = next;
+        continue;
+      }
+      if (r->status < 200 || r->status >= 300) {
+        return FromResponse(*r, repo + "@" + revision + ":" + file);
+      }
+      if (!size_known) {
+        if (auto cl = r->Header("content-length")) {
+          expected_size = std::strtoull(cl->c_str(), nullptr, 10);
+          size_known = true;
+        }
+      }
+      download_url = url;
+      return Ok{};
+    }
+    return HubError(ErrorCode::kUnavailable, "too-many-redirects",
+                    "more than 5 redirects for " + resolve);
+  });
+  if (!meta.ok()) return meta.take_error();
+
+  // 2. Body: resume into "<file>.incomplete" with Range.
+  const std::string partial = final_path + ".incomplete";
+  const int fd = ::open(partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoError("hub", "open " + partial, errno);
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  // One downloader per partial file (another process may be resuming it).
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    return HubError(ErrorCode::kUnavailable, "busy",
+                    partial + " is being downloaded by another process; try again later");
+  }
+  struct stat pst {};
+  fstat(fd, &pst);
+  uint64_t have = static_cast<uint64_t>(pst.st_size);
+  if (size_known && have > expected_size) {
+    if (ftruncate(fd, 0) != 0) return ErrnoError("hub", "truncate " + partial, errno);
+    have = 0;
+  }
+  const bool send_auth = HostOf(download_url) == HostOf(endpoint_);
+  Status body = aws::WithRetries(retry_, [&](int) -> Status {
+    if (size_known && have == expected_size) return Ok{};
+    aws::HttpRequest req;
+    req.url = download_url;
+    req.follow_redirects = true;
+    if (send_auth) AddAuth(req);
+    if (have > 0) req.headers.emplace_back("Range", "bytes=" + std::to_string(have) + "-");
+    req.on_response = [&](long status, const aws::HeaderList&) -> Status {
+      if (status == 200 && have > 0) {  // the server ignored Range: start over
+        have = 0;
+        if (ftruncate(fd, 0) != 0) return ErrnoError("hub", "truncate " + partial, errno);
+      }
+      return Ok{};
+    };
+    req.on_body = [&](std::span<const uint8_t> d) -> Status {
+      size_t done = 0;
+      while (done < d.size()) {
+        const ssize_t n =
+            pwrite(fd, d.data() + done, d.size() - done, static_cast<off_t>(have + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return ErrnoError("hub", "write " + partial, errno);
+        done += static_cast<size_t>(n);
+      }
+      have += d.size();
+      Report(progress,
+             ProgressEvent{"download", have, size_known ? expected_size : 0, "bytes", file, false});
+      return Ok{};
+    };
+    auto r = transport_->Send(req);
+    if (!r.ok()) return Unreachable(r.error(), HostOf(download_url));
+    if (r->status == 416 && size_known && have == expected_size) return Ok{};
+    if (r->status < 200 || r->status >= 300) return FromResponse(*r, "download " + file);
+    return Ok{};
+  });
+  if (!body.ok()) return body.take_error();
+  if (fsync(fd) != 0) return ErrnoError("hub", "fsync " + partial, errno);
+
+  // 3. Verify, then move into place.
+  if (size_known && have != expected_size) {
+    ::unlink(partial.c_str());
+    return HubError(ErrorCode::kIntegrity, "size-mismatch",
+                    file + ": got " + std::to_string(have) + " bytes, the Hub announced " +
+                        std::to_string(expected_size));
+  }
+  MS_ASSIGN_OR_RETURN(out.sha256, FileSha256(partial));
+  if (!expected_sha.empty()) {
+    if (out.sha256 != expected_sha) {
+      ::unlink(partial.c_str());
+      return HubError(ErrorCode::kIntegrity, "checksum-mismatch",
+                      file + ": SHA-256 " + out.sha256 + " does not match the Hub's " +
+                          expected_sha + " (the partial download was deleted)");
+    }
+    out.verified = true;
+  }
+  if (::rename(partial.c_str(), final_path.c_str()) != 0) {
+    return ErrnoError("hub", "rename to " + final_path, errno);
+  }
+  if (out.verified) std::ofstream(final_path + ".sha256") << out.sha256 << "\n";
+  out.size = have;
+  Report(progress, ProgressEvent{"download", have, have, "bytes", file, true});
+  return out;
+}
+
+Result<std::vector<HubFile>> HubClient::ListFiles(const std::string& repo,
+                                                  const std::string& revision) {
+  MS_RETURN_IF_ERROR(ValidateRepoId(repo));
+  std::vector<HubFile> files;
+  std::string url =
+      endpoint_ + "/api/models/" + repo + "/tree/" + aws::UriEncode(revision) + "?recursive=true";
+  for (int page = 0; page < 1000 && !url.empty(); ++page) {
+    aws::HttpResponse resp;
+    Status s = aws::WithRetries(retry_, [&](int) -> Status {
+      aws::HttpRequest req;
+      req.url = url;
+      AddAuth(req);
+      auto r = transport_->Send(req);
+      if (!r.ok()) return Unreachable(r.error(), endpoint_);
+      if (r->status != 200) return FromResponse(*r, "list " + repo + "@" + revision);
+      resp = std::move(*r);
+      return Ok{};
+    });
+    if (!s.ok()) return s.take_error();
+    auto j = nlohmann::json::parse(resp.BodyText(), nullptr, false);
+    if (!j.is_array()) {
+      return HubError(ErrorCode::kInternal, "malformed-response",
+                      "the Hub's tree listing for " + repo + " is not a JSON array");
+    }
+    for (const auto& e : j) {
+      if (!e.is_object() || e.value("type", "") != "file" || !e.contains("path")) continue;
+      HubFile f;
+      f.path = e.value("path", "");
+      f.size = e.value("size", uint64_t{0});
+      if (e.contains("lfs") && e["lfs"].is_object()) {
+        f.sha256 = e["lfs"].value("oid", "");
+        f.size = e["lfs"].value("size", f.size);
+      }
+      files.push_back(std::move(f));
+    }
+    // Pagination: Link: <https://...>; rel="next"
+    url.clear();
+    const std::string link = resp.Header("link").value_or("");
+    const size_t next = link.find("rel=\"next\"");
+    if (next != std::string::npos) {
+      const size_t lt = link.rfind('<', next), gt = link.rfind('>', next);
+      if (lt != std::string::npos && gt != std::string::npos && gt > lt) {
+        url = Resolve(endpoint_ + "/", link.substr(lt + 1, gt - lt - 1));
+      }
+    }
+  }
+  std::sort(files.begin(), files.end(),
+            [](const HubFile& a, const HubFile& b) { return a.path < b.path; });
+  return files;
+}
+
+}  // namespace modelseal::hub
