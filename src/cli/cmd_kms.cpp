@@ -27,7 +27,7 @@ using nlohmann::json;
 
 struct KmsOptions {
   // serve
-  std::string state = "/var/lib/modelseal";
+  std::string state;  // empty: StateDir()
   std::string listen = "127.0.0.1:4599";
   std::string credentials;
   std::string region = "us-east-1";
@@ -88,7 +88,8 @@ void OnSignal(int) {
 
 int Serve() {
   const KmsOptions& o = Opts();
-  const std::string dir = o.state + "/kms";
+  const std::string state = StateDir(o.state);
+  const std::string dir = state + "/kms";
   auto creds_path = EnsureCredentials(o.credentials.empty() ? dir + "/credentials.json" : o.credentials, o.account);
   if (!creds_path.ok()) return ReportError(creds_path.error());
   auto creds = kms::LoadCredentials(*creds_path);
@@ -98,7 +99,7 @@ int Serve() {
   kms::ServiceConfig cfg;
   cfg.audit_log_path = dir + "/audit.log";
   if (o.trust_dev_root) {
-    auto dev = attest::DevAuthority::Open(o.state);
+    auto dev = attest::DevAuthority::Open(state);
     if (!dev.ok()) return ReportError(dev.error());
     cfg.extra_roots.push_back((*dev)->root());
   }
@@ -241,7 +242,7 @@ void AddClientOptions(CLI::App* sub) {
 }  // namespace
 
 void RegisterDevDocumentCommand(CLI::App* dev) {
-  static std::string state = "/var/lib/modelseal", public_key, out;
+  static std::string state, public_key, out;
   static std::vector<std::string> pcrs;
   auto* doc = dev->add_subcommand(
       "attest-document", "Issue a DEVELOPMENT attestation document for given PCR values (no TPM; for testing policies)");
@@ -261,7 +262,7 @@ void RegisterDevDocumentCommand(CLI::App* dev) {
       if (!text.ok()) return ReportError(text.error());
       req.public_key = Bytes(text->begin(), text->end());
     }
-    auto dev_ca = attest::DevAuthority::Open(state);
+    auto dev_ca = attest::DevAuthority::Open(StateDir(state));
     if (!dev_ca.ok()) return ReportError(dev_ca.error());
     auto doc_bytes = (*dev_ca)->Issue(bank, req);
     if (!doc_bytes.ok()) return ReportError(doc_bytes.error());
@@ -278,7 +279,7 @@ void RegisterKmsCommands(CLI::App& app) {
   kms->require_subcommand(1);
 
   auto* serve = kms->add_subcommand("serve", "Run the built-in KMS-compatible key service");
-  serve->add_option("--state", o.state, "State directory (keys, credentials, audit log)");
+  serve->add_option("--state", o.state, "State directory (default $MODELSEAL_STATE_DIR or ~/.local/state/modelseal)");
   serve->add_option("--listen", o.listen, "Address to listen on (loopback by default)");
   serve->add_option("--credentials", o.credentials, "Credentials file (default STATE/kms/credentials.json, created)");
   serve->add_option("--service-region", o.region, "Region in key ARNs");

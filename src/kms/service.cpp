@@ -24,7 +24,10 @@ struct KeyService::Call {
   std::string decision = "error";  // allow | deny | error
   std::string statement;
   std::string error_type;
+  // Set only from a verified document: the source of the condition keys.
   std::optional<attest::AttestationDocument> attestation;
+  // What an unverified document claimed, for the audit log only.
+  std::optional<attest::AttestationDocument> claimed;
   bool development = false;
 };
 
@@ -182,10 +185,11 @@ void KeyService::Audit(const Call& c) {
                {"decision", c.decision}};
   if (!c.statement.empty()) line["statement"] = c.statement;
   if (!c.error_type.empty()) line["error"] = c.error_type;
-  if (c.attestation) {
+  if (const auto& doc = c.attestation ? c.attestation : c.claimed) {
     json pcrs = json::object();
-    for (const auto& [i, v] : c.attestation->pcrs) pcrs[std::to_string(i)] = ToHex(v);
-    line["attestation"] = {{"module_id", c.attestation->module_id},
+    for (const auto& [i, v] : doc->pcrs) pcrs[std::to_string(i)] = ToHex(v);
+    line["attestation"] = {{"module_id", doc->module_id},
+                           {"verified", c.attestation.has_value()},
                            {"development", c.development},
                            {"pcrs", pcrs}};
   }
@@ -214,13 +218,14 @@ Result<std::optional<Bytes>> CheckRecipient(KeyService::Call& call,
   opts.roots = roots;
   opts.max_age_ms = 5 * 60 * 1000;
   const attest::VerificationReport report = attest::VerifyAttestationDocument(doc, opts);
-  if (report.document) call.attestation = report.document;
+  if (report.document) call.claimed = report.document;
   if (!report.verified) {
     const auto* f = report.first_failure();
     return Aws("AccessDeniedException",
                "The recipient attestation document did not verify (" +
                    (f ? f->name + ": " + f->detail : std::string("unknown check")) + ")");
   }
+  MS_ASSIGN_OR_RETURN(call.attestation, attest::VerifiedDocument(report));
   call.development = report.development;
   if (!call.attestation->public_key) {
     return Aws("ValidationException", "The recipient attestation document carries no public key");
