@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -87,6 +88,23 @@ struct TrustedRoot {
   Bytes der;
 };
 
+// Remembers certificate chains that verified, keyed by the SHA-256 of the leaf,
+// every cabundle certificate and every trusted root, so a service that checks
+// many documents from the same machines verifies each chain's signatures once.
+// Only successful chain checks are kept (the chain check does not depend on the
+// time; validity is checked on every call). Bounded; thread-safe.
+class ChainCache {
+ public:
+  explicit ChainCache(size_t capacity = 4096) : capacity_(capacity) {}
+  std::optional<std::string> Find(const Bytes& key) const;
+  void Insert(const Bytes& key, const std::string& root_name);
+
+ private:
+  size_t capacity_;
+  mutable std::mutex mu_;
+  std::map<Bytes, std::string> entries_;
+};
+
 struct VerifyOptions {
   // Roots the chain may end at. Empty means: only the built-in AWS Nitro root.
   // To trust a development root alongside AWS, pass both (see AwsRoot()).
@@ -97,6 +115,8 @@ struct VerifyOptions {
   std::optional<Bytes> expected_nonce;
   // When set, timestamp must be within [at - max_age, at + 5 minutes].
   std::optional<uint64_t> max_age_ms;
+  // Optional cache of verified chains (see ChainCache).
+  std::shared_ptr<ChainCache> chain_cache;
 };
 
 // The built-in root as a TrustedRoot (name "aws-nitro").

@@ -83,6 +83,27 @@ Result<std::string> CheckChain(const AttestationDocument& d,
   return fail("the chain ended at a certificate that is not one of the trusted roots");
 }
 
+Bytes ChainCacheKey(const AttestationDocument& d, const std::vector<TrustedRoot>& roots) {
+  MdCtxPtr md(EVP_MD_CTX_new());
+  EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr);
+  auto add = [&](const Bytes& b) {
+    uint8_t len[8];
+    for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(b.size()) >> (56 - 8 * i));
+    EVP_DigestUpdate(md.get(), len, sizeof(len));  // length-prefixed: no ambiguity
+    EVP_DigestUpdate(md.get(), b.data(), b.size());
+  };
+  add(d.certificate);
+  for (const auto& c : d.cabundle) add(c);
+  for (const auto& r : roots) {
+    add(Bytes(r.name.begin(), r.name.end()));
+    add(r.der);
+  }
+  Bytes out(32);
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(md.get(), out.data(), &n);
+  return out;
+}
+
 std::string ValidityProblem(const Bytes& der, const char* what, uint64_t at_ms) {
   auto ci = DescribeCertificate(der);
   if (!ci.ok()) return std::string(what) + ": " + ci.error().message;
@@ -197,7 +218,12 @@ VerificationReport VerifyAttestationDocument(std::span<const uint8_t> data,
     }
   }
   if (!roots.empty()) {
-    auto root = CheckChain(d, roots);
+    Bytes cache_key;
+    if (options.chain_cache) cache_key = ChainCacheKey(d, roots);
+    std::optional<std::string> cached;
+    if (options.chain_cache) cached = options.chain_cache->Find(cache_key);
+    Result<std::string> root = cached ? Result<std::string>(*cached) : CheckChain(d, roots);
+    if (options.chain_cache && !cached && root.ok()) options.chain_cache->Insert(cache_key, *root);
     if (root.ok()) {
       r.root_name = *root;
       auto aws = AwsNitroRootDer();
@@ -263,6 +289,19 @@ VerificationReport VerifyAttestationDocument(std::span<const uint8_t> data,
       r.verified = false;
   }
   return r;
+}
+
+std::optional<std::string> ChainCache::Find(const Bytes& key) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return std::nullopt;
+  return it->second;
+}
+
+void ChainCache::Insert(const Bytes& key, const std::string& root_name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (entries_.size() >= capacity_) entries_.clear();  // simple bound; chains repeat
+  entries_[key] = root_name;
 }
 
 }  // namespace modelseal::attest

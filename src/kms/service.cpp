@@ -205,7 +205,8 @@ namespace {
 // Verifies the Recipient of a request, fills the call's attestation, and returns
 // the recipient's public key (DER SubjectPublicKeyInfo), or nullopt without one.
 Result<std::optional<Bytes>> CheckRecipient(KeyService::Call& call,
-                                            const std::vector<attest::TrustedRoot>& roots) {
+                                            const std::vector<attest::TrustedRoot>& roots,
+                                            std::shared_ptr<attest::ChainCache> cache) {
   if (!call.req.contains("Recipient") || call.req["Recipient"].is_null()) return std::optional<Bytes>();
   const json& r = call.req["Recipient"];
   if (!r.is_object()) return Aws("SerializationException", "Recipient must be an object");
@@ -217,6 +218,7 @@ Result<std::optional<Bytes>> CheckRecipient(KeyService::Call& call,
   attest::VerifyOptions opts;
   opts.roots = roots;
   opts.max_age_ms = 5 * 60 * 1000;
+  opts.chain_cache = std::move(cache);
   const attest::VerificationReport report = attest::VerifyAttestationDocument(doc, opts);
   if (report.document) call.claimed = report.document;
   if (!report.verified) {
@@ -399,7 +401,7 @@ Result<json> GenerateDataKey(KeyService& svc, KeyService::Call& call,
   if (!bytes) return Aws("ValidationException", "Specify either KeySpec or NumberOfBytes");
   MS_ASSIGN_OR_RETURN(KeyMetadata key, ResolveKey(svc, ref));
   call.key_arn = key.arn;
-  MS_ASSIGN_OR_RETURN(auto recipient, CheckRecipient(call, roots));
+  MS_ASSIGN_OR_RETURN(auto recipient, CheckRecipient(call, roots, svc.chain_cache()));
   MS_RETURN_IF_ERROR(Authorize(call, key, ctx));
   SecretBuffer data_key(bytes);
   MS_RETURN_IF_ERROR(RandomBytes(data_key.data(), data_key.size()));
@@ -436,7 +438,7 @@ Result<json> Decrypt(KeyService& svc, KeyService::Call& call, const std::vector<
       return Aws("IncorrectKeyException", "The key ID in the request does not identify a KMS key that can perform this operation.");
     }
   }
-  MS_ASSIGN_OR_RETURN(auto recipient, CheckRecipient(call, roots));
+  MS_ASSIGN_OR_RETURN(auto recipient, CheckRecipient(call, roots, svc.chain_cache()));
   MS_RETURN_IF_ERROR(Authorize(call, key, ctx));
   auto opened = svc.store().Decrypt(blob, ctx);
   if (!opened.ok()) {

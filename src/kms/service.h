@@ -58,6 +58,7 @@ class KeyService {
   static std::string DefaultPolicy(const std::string& account);
 
   KeyStore& store() { return *store_; }
+  const std::shared_ptr<attest::ChainCache>& chain_cache() const { return chain_cache_; }
 
   struct Call;  // one request in flight (service.cpp)
 
@@ -65,6 +66,7 @@ class KeyService {
   std::unique_ptr<KeyStore> store_;
   ServiceConfig config_;
   std::vector<attest::TrustedRoot> roots_;
+  std::shared_ptr<attest::ChainCache> chain_cache_ = std::make_shared<attest::ChainCache>();
   std::mutex audit_mu_;
   int audit_fd_ = -1;
 

@@ -173,6 +173,30 @@ TEST_F(DevDocTest, SignatureOverOtherBytesFails) {
   EXPECT_EQ(Check(r, "signature").outcome, CheckOutcome::kFailed);
 }
 
+// A warm chain cache skips only the chain's signature checks: every other check
+// still runs, and a document with another chain or other roots is checked afresh.
+TEST_F(DevDocTest, ChainCacheKeepsEveryOtherCheck) {
+  auto cache = std::make_shared<ChainCache>();
+  VerifyOptions o = DevOnly();
+  o.chain_cache = cache;
+  const Bytes doc = Issue();
+  ASSERT_TRUE(VerifyAttestationDocument(doc, o).verified);
+  ASSERT_TRUE(VerifyAttestationDocument(Issue(), o).verified);  // cache hit
+  const Bytes tampered = Tamper(doc, [](cbor::Value& m) { Field(m, "module_id")->text = "i-evil"; });
+  auto r = VerifyAttestationDocument(tampered, o);
+  EXPECT_FALSE(r.verified);
+  EXPECT_EQ(Check(r, "signature").outcome, CheckOutcome::kFailed);
+  VerifyOptions late = o;
+  late.at_ms = NowMs() + 40ULL * 24 * 3600 * 1000;
+  EXPECT_EQ(Check(VerifyAttestationDocument(doc, late), "validity").outcome, CheckOutcome::kFailed);
+  VerifyOptions aws_only;
+  aws_only.chain_cache = cache;  // same cache, other roots: no hit
+  EXPECT_EQ(Check(VerifyAttestationDocument(doc, aws_only), "chain").outcome, CheckOutcome::kFailed);
+  auto foreign = other_->Issue(FakePcrs(), {});
+  ASSERT_TRUE(foreign.ok());
+  EXPECT_EQ(Check(VerifyAttestationDocument(*foreign, o), "chain").outcome, CheckOutcome::kFailed);
+}
+
 TEST_F(DevDocTest, ExpiredAndNotYetValidChainsFailValidity) {
   const Bytes doc = Issue();
   VerifyOptions o = DevOnly();
