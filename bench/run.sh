@@ -4,3 +4,5 @@ source "$(dirname "$0")/../scripts/lib.sh"
 ensure_packages
 build_release
 "$ROOT/build/bench/bench_sealed" "$@"
+"$ROOT/build/bench/bench_store"
+"$ROOT/build/bench/bench_engine"

@@ -44,7 +44,8 @@ json HeaderJson(const Header& h) {
       {"encryption_context", ctx},
       {"sha256", ToHex(h.sha256)},
       {"sha384", ToHex(h.sha384)},
-      {"model", {{"name", h.model.name}, {"source", h.model.source}, {"file_name", h.model.file_name}}},
+      {"model",
+       {{"name", h.model.name}, {"source", h.model.source}, {"file_name", h.model.file_name}}},
       {"created", FormatTime(h.created_unix_ms)},
       {"created_unix_ms", h.created_unix_ms},
   };
@@ -52,14 +53,15 @@ json HeaderJson(const Header& h) {
 
 void PrintHeaderText(const Header& h, uint64_t object_size) {
   std::printf("modelseal container, format version %u\n", h.format_version);
-  std::printf("  (header not authenticated: authenticity is checked when the data key is released)\n");
+  std::printf(
+      "  (header not authenticated: authenticity is checked when the data key is released)\n");
   std::printf("model name       %s\n", h.model.name.c_str());
   std::printf("model source     %s\n", h.model.source.c_str());
   std::printf("file name        %s\n", h.model.file_name.c_str());
   std::printf("created          %s\n", FormatTime(h.created_unix_ms).c_str());
   std::printf("plaintext size   %llu bytes\n", static_cast<unsigned long long>(h.plaintext_size));
-  std::printf("chunks           %llu x %u bytes\n", static_cast<unsigned long long>(h.chunk_count()),
-              h.chunk_size);
+  std::printf("chunks           %llu x %u bytes\n",
+              static_cast<unsigned long long>(h.chunk_count()), h.chunk_size);
   std::printf("sealed size      %llu bytes (object is %llu)\n",
               static_cast<unsigned long long>(h.sealed_size()),
               static_cast<unsigned long long>(object_size));
@@ -163,10 +165,12 @@ int DevSeal(const std::string& in, const std::string& out_path, const std::strin
   so.threads = threads;
   so.progress = TerminalProgress(quiet);
   const std::string file_name = in.substr(in.find_last_of('/') + 1);
-  auto h = sealed::Seal(**src, **sink, sk, {name.empty() ? file_name : name, "file", file_name}, so);
+  auto h =
+      sealed::Seal(**src, **sink, sk, {name.empty() ? file_name : name, "file", file_name}, so);
   if (!h.ok()) return ReportError(h.error());
   if (auto c = (*sink)->Commit(); !c.ok()) return ReportError(c.error());
-  std::printf("sealed %s -> %s\nsha384 %s\n", in.c_str(), out_path.c_str(), ToHex(h->sha384).c_str());
+  std::printf("sealed %s -> %s\nsha384 %s\n", in.c_str(), out_path.c_str(),
+              ToHex(h->sha384).c_str());
   return 0;
 }
 
@@ -197,6 +201,8 @@ void RegisterSealedCommands(CLI::App& app) {
 
   auto* dev = app.add_subcommand("dev", "Development tools (raw keys, test models)");
   dev->require_subcommand(1);
+  RegisterDevModelCommands(dev);
+  RegisterDevDocumentCommand(dev);
   static std::string in, out, key_file, name;
   static uint32_t chunk_size = sealed::kDefaultChunkSize;
   static unsigned threads = 0;

@@ -3,11 +3,20 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <memory>
 #include <string>
 
 namespace modelseal::cli {
+
+std::string StateDir(const std::string& given) {
+  if (!given.empty()) return given;
+  if (const char* s = std::getenv("MODELSEAL_STATE_DIR"); s && *s) return s;
+  if (const char* x = std::getenv("XDG_STATE_HOME"); x && *x) return std::string(x) + "/modelseal";
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : "/root") + "/.local/state/modelseal";
+}
 
 int ExitCodeFor(const Error& e) {
   switch (e.code) {
@@ -74,7 +83,9 @@ ProgressFn TerminalProgress(bool quiet) {
     const double secs = std::chrono::duration<double>(now - st->start).count();
     const bool bytes = ev.unit == "bytes";
     std::string amount = bytes ? HumanBytes(static_cast<double>(ev.done)) : std::to_string(ev.done);
-    if (ev.total) amount += " / " + (bytes ? HumanBytes(static_cast<double>(ev.total)) : std::to_string(ev.total));
+    if (ev.total)
+      amount +=
+          " / " + (bytes ? HumanBytes(static_cast<double>(ev.total)) : std::to_string(ev.total));
     std::string rate;
     if (bytes && secs > 0.05) rate = "  " + HumanBytes(static_cast<double>(ev.done) / secs) + "/s";
     if (st->tty) {
@@ -84,8 +95,8 @@ ProgressFn TerminalProgress(bool quiet) {
       const int filled = static_cast<int>(frac * width);
       std::string bar(static_cast<size_t>(filled), '#');
       bar.append(static_cast<size_t>(width - filled), '-');
-      std::fprintf(stderr, "\r%-8s [%s] %5.1f%%  %s%s   ", ev.stage.c_str(), bar.c_str(), frac * 100,
-                   amount.c_str(), rate.c_str());
+      std::fprintf(stderr, "\r%-8s [%s] %5.1f%%  %s%s   ", ev.stage.c_str(), bar.c_str(),
+                   frac * 100, amount.c_str(), rate.c_str());
       if (ev.finished) std::fprintf(stderr, "\n");
     } else {
       const int decile = ev.finished ? 10 : static_cast<int>(frac * 10);

@@ -25,6 +25,18 @@ void SetAction(CLI::App* sub, std::function<int()> action);
 // otherwise. Writes to stderr so stdout stays machine-readable.
 ProgressFn TerminalProgress(bool quiet = false);
 
+// The state directory: `given` when set, else $MODELSEAL_STATE_DIR, else
+// $XDG_STATE_HOME/modelseal, else ~/.local/state/modelseal.
+std::string StateDir(const std::string& given = "");
+
 void RegisterSealedCommands(CLI::App& app);
+void RegisterPcrCommands(CLI::App& app);
+void RegisterAttestCommands(CLI::App& app);
+// `dev make-test-model` (cmd_model.cpp), added under the `dev` subcommand.
+void RegisterDevModelCommands(CLI::App* dev);
+void RegisterServeCommands(CLI::App& app);
+void RegisterStoreCommands(CLI::App& app);
+void RegisterKmsCommands(CLI::App& app);
+void RegisterDevDocumentCommand(CLI::App* dev);
 
 }  // namespace modelseal::cli

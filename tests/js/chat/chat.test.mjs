@@ -1,0 +1,221 @@
+// Black-box tests of `modelseal serve` with the official npm clients `ollama` and
+// `openai`. Needs MODELSEAL_BIN (the modelseal executable); ctest sets it.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Ollama } from 'ollama';
+import OpenAI from 'openai';
+
+const bin = process.env.MODELSEAL_BIN;
+assert.ok(bin, 'MODELSEAL_BIN must name the modelseal executable');
+
+let dir, server, base, ollama, openai;
+const MODEL = 'tiny';
+
+before(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'modelseal-chat-'));
+  const model = path.join(dir, 'tiny.gguf');
+  execFileSync(bin, ['dev', 'make-test-model', model, '--layers', '2', '--dim', '128',
+    '--heads', '4', '--ctx', '4096', '--seed', '7']);
+  server = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--model', `${MODEL}=${model}`,
+    '--ctx', '4096', '--threads', '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  base = await new Promise((resolve, reject) => {
+    let out = '';
+    server.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/listening on (http:\/\/\S+)/);
+      if (m) resolve(m[1]);
+    });
+    server.on('exit', (code) => reject(new Error(`modelseal serve exited with ${code}`)));
+  });
+  ollama = new Ollama({ host: base });
+  openai = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'not-needed' });
+});
+
+after(() => {
+  if (server) server.kill('SIGTERM');
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const messages = [
+  { role: 'system', content: 'You are a test.' },
+  { role: 'user', content: 'Say something about sealed models.' },
+];
+
+async function ps() {
+  const res = await fetch(`${base}/api/ps`);
+  return res.json();
+}
+
+test('ollama: version, list, ps and show report the model as unmeasured', async () => {
+  const v = await ollama.version();
+  assert.match(v.version, /^\d+\.\d+\.\d+/);
+  const list = await ollama.list();
+  assert.equal(list.models.length, 1);
+  const m = list.models[0];
+  assert.equal(m.name, MODEL);
+  assert.equal(m.details.family, 'llama');
+  assert.equal(m.details.format, 'gguf');
+  assert.match(m.digest, /^[0-9a-f]{64}$/);
+  assert.equal(m.modelseal.measured, false);
+  assert.match(m.modelseal.sha384, /^[0-9a-f]{96}$/);
+  const running = await ollama.ps();
+  assert.equal(running.models[0].name, MODEL);
+  assert.equal(running.models[0].modelseal.measured, false);
+  const show = await ollama.show({ model: MODEL });
+  assert.match(show.template, /\[INST\]/);
+  assert.equal(show.model_info['general.architecture'], 'llama');
+});
+
+test('openai: models.list', async () => {
+  const models = [];
+  for await (const m of openai.models.list()) models.push(m);
+  assert.deepEqual(models.map((m) => m.id), [MODEL]);
+  assert.equal(models[0].object, 'model');
+  assert.equal(models[0].modelseal.measured, false);
+});
+
+test('ollama: chat, streaming and not, same seed gives the same text', async () => {
+  const options = { seed: 42, num_predict: 24, temperature: 0.9 };
+  const whole = await ollama.chat({ model: MODEL, messages, stream: false, options });
+  assert.equal(whole.done, true);
+  assert.equal(whole.message.role, 'assistant');
+  assert.ok(whole.eval_count > 0 && whole.eval_count <= 24);
+  assert.ok(whole.message.content.length > 0);
+
+  const stream = await ollama.chat({ model: MODEL, messages, stream: true, options });
+  let text = '';
+  let last;
+  for await (const part of stream) {
+    text += part.message.content;
+    last = part;
+  }
+  assert.equal(last.done, true);
+  assert.equal(last.eval_count, whole.eval_count);
+  assert.equal(text, whole.message.content);
+
+  const other = await ollama.chat({ model: MODEL, messages, stream: false,
+    options: { ...options, seed: 43 } });
+  assert.notEqual(other.message.content, whole.message.content);
+});
+
+test('ollama: generate, streaming and not', async () => {
+  const options = { seed: 5, num_predict: 16 };
+  const whole = await ollama.generate({ model: MODEL, prompt: 'Once upon a time', stream: false, options });
+  assert.equal(whole.done, true);
+  assert.ok(whole.response.length > 0);
+  let text = '';
+  for await (const part of await ollama.generate({ model: MODEL, prompt: 'Once upon a time',
+    stream: true, options })) {
+    text += part.response;
+  }
+  assert.equal(text, whole.response);
+  const raw = await ollama.generate({ model: MODEL, prompt: 'Once upon a time', raw: true,
+    stream: false, options });
+  assert.equal(raw.done, true);
+});
+
+test('openai: chat completions, streaming and not, same seed gives the same text', async () => {
+  const req = { model: MODEL, messages, seed: 11, max_tokens: 20, temperature: 0.8 };
+  const whole = await openai.chat.completions.create(req);
+  assert.equal(whole.object, 'chat.completion');
+  assert.equal(whole.choices[0].message.role, 'assistant');
+  assert.ok(['stop', 'length'].includes(whole.choices[0].finish_reason));
+  assert.ok(whole.usage.completion_tokens > 0 && whole.usage.completion_tokens <= 20);
+  const again = await openai.chat.completions.create(req);
+  assert.equal(again.choices[0].message.content, whole.choices[0].message.content);
+
+  const stream = await openai.chat.completions.create({ ...req, stream: true,
+    stream_options: { include_usage: true } });
+  let text = '';
+  let finish = null;
+  let usage = null;
+  for await (const chunk of stream) {
+    assert.equal(chunk.object, 'chat.completion.chunk');
+    text += chunk.choices[0]?.delta?.content ?? '';
+    finish = chunk.choices[0]?.finish_reason ?? finish;
+    usage = chunk.usage ?? usage;
+  }
+  assert.equal(text, whole.choices[0].message.content);
+  assert.equal(finish, whole.choices[0].finish_reason);
+  assert.equal(usage.completion_tokens, whole.usage.completion_tokens);
+});
+
+test('openai: completions, streaming and not', async () => {
+  const req = { model: MODEL, prompt: 'The weights are', seed: 3, max_tokens: 12 };
+  const whole = await openai.completions.create(req);
+  assert.equal(whole.object, 'text_completion');
+  assert.ok(whole.choices[0].text.length > 0);
+  let text = '';
+  for await (const chunk of await openai.completions.create({ ...req, stream: true })) {
+    text += chunk.choices[0]?.text ?? '';
+  }
+  assert.equal(text, whole.choices[0].text);
+});
+
+test('errors come in each API\'s own shape', async () => {
+  await assert.rejects(ollama.chat({ model: 'nope', messages }), (e) => {
+    assert.equal(e.status_code, 404);
+    assert.match(e.error, /nope/);
+    return true;
+  });
+  await assert.rejects(openai.chat.completions.create({ model: 'nope', messages }), (e) => {
+    assert.equal(e.status, 404);
+    assert.equal(e.code, 'model_not_found');
+    return true;
+  });
+  await assert.rejects(openai.chat.completions.create({ model: MODEL, messages: [] }), (e) => {
+    assert.equal(e.status, 400);
+    assert.equal(e.type, 'invalid_request_error');
+    return true;
+  });
+});
+
+test('eight concurrent streams all complete', async () => {
+  const one = async (i) => {
+    let text = '';
+    let last;
+    for await (const part of await ollama.chat({ model: MODEL, stream: true,
+      messages: [{ role: 'user', content: `request ${i}` }], options: { seed: i, num_predict: 32 } })) {
+      text += part.message.content;
+      last = part;
+    }
+    return { text, last };
+  };
+  const results = await Promise.all([...Array(8).keys()].map(one));
+  for (const r of results) {
+    assert.equal(r.last.done, true);
+    assert.ok(r.last.eval_count > 0);
+  }
+});
+
+test('a client that disconnects stops its generation', async () => {
+  const before = (await ps()).modelseal;
+  const controller = new AbortController();
+  const res = await fetch(`${base}/api/generate`, {
+    method: 'POST',
+    body: JSON.stringify({ model: MODEL, prompt: 'Go on forever', raw: true,
+      options: { num_predict: -1, seed: 1 } }),
+    signal: controller.signal,
+  });
+  const reader = res.body.getReader();
+  let lines = 0;
+  while (lines < 3) {
+    const { value } = await reader.read();
+    lines += new TextDecoder().decode(value).split('\n').filter(Boolean).length;
+  }
+  controller.abort();
+  // The server notices at its next write; wait (bounded by count) for it to stop.
+  let now;
+  for (let i = 0; i < 600; i++) {
+    now = (await ps()).modelseal;
+    if (now.active_requests === 0) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(now.active_requests, 0);
+  assert.equal(now.cancelled_requests, before.cancelled_requests + 1);
+  assert.equal(now.completed_requests, before.completed_requests);
+});

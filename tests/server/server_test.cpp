@@ -1,0 +1,239 @@
+// Server tests over real HTTP on a loopback port (cpp-httplib client).
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "engine/engine.h"
+#include "server/server.h"
+
+namespace modelseal::server {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+class ServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new fs::path(fs::temp_directory_path() / ("ms-server-" + std::to_string(getpid())));
+    fs::create_directories(*dir_);
+    engine::TestModelOptions o;
+    o.context_length = 2048;
+    auto r = engine::WriteTestModel((*dir_ / "tiny.gguf").string(), o);
+    ASSERT_TRUE(r.ok()) << r.error().ToString();
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(*dir_);
+    delete dir_;
+  }
+
+  void SetUp() override {
+    engine::LoadOptions lo;
+    lo.name = "tiny";
+    lo.threads = 1;
+    ASSERT_TRUE(engine_.LoadFile((*dir_ / "tiny.gguf").string(), lo).ok());
+    ServerOptions so;
+    so.port = 0;
+    so.max_body_bytes = 64 * 1024;
+    server_ = std::make_unique<Server>(engine_, so);
+    ASSERT_TRUE(server_->Start().ok());
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
+    client_->set_read_timeout(300, 0);
+  }
+  void TearDown() override { server_->Stop(); }
+
+  httplib::Result Post(const std::string& path, const json& body) {
+    return client_->Post(path.c_str(), body.dump(), "application/json");
+  }
+
+  static fs::path* dir_;
+  engine::Engine engine_;
+  std::unique_ptr<Server> server_;
+  std::unique_ptr<httplib::Client> client_;
+};
+fs::path* ServerTest::dir_ = nullptr;
+
+TEST(ParseListenTest, Forms) {
+  EXPECT_EQ(*ParseListen("0.0.0.0:8080"), std::make_pair(std::string("0.0.0.0"), 8080));
+  EXPECT_EQ(*ParseListen(":9"), std::make_pair(std::string("127.0.0.1"), 9));
+  EXPECT_EQ(*ParseListen("11434"), std::make_pair(std::string("127.0.0.1"), 11434));
+  EXPECT_EQ(ParseListen("host:99999").error().reason, "invalid-listen-address");
+  EXPECT_FALSE(ParseListen("host:").ok());
+}
+
+TEST_F(ServerTest, OllamaErrorsHaveOllamasShape) {
+  struct Case {
+    std::string path, body;
+    int status;
+    std::string needle;
+  } cases[] = {
+      {"/api/chat", "{not json", 400, "not valid JSON"},
+      {"/api/chat", "[1]", 400, "JSON object"},
+      {"/api/chat", R"({"messages":[]})", 400, "model is required"},
+      {"/api/chat", R"({"model":"nope","messages":[]})", 404, "'nope' not found"},
+      {"/api/chat", R"({"model":"tiny","messages":[{"role":"robot","content":"x"}]})", 400, "role"},
+      {"/api/chat", R"({"model":"tiny","messages":[],"stream":"yes"})", 400, "stream"},
+      {"/api/chat", R"({"model":"tiny","messages":[],"options":{"temperature":"hot"}})", 400,
+       "temperature"},
+      {"/api/generate", R"({"model":"tiny","prompt":7})", 400, "prompt"},
+      {"/api/show", R"({"model":"nope"})", 404, "not found"},
+  };
+  for (const auto& c : cases) {
+    auto res = client_->Post(c.path.c_str(), c.body, "application/json");
+    ASSERT_TRUE(res) << c.path;
+    EXPECT_EQ(res->status, c.status) << c.body;
+    const json j = json::parse(res->body, nullptr, false);
+    ASSERT_TRUE(j.is_object() && j["error"].is_string()) << res->body;
+    EXPECT_NE(j["error"].get<std::string>().find(c.needle), std::string::npos) << res->body;
+  }
+  auto del = client_->Delete("/api/delete", R"({"model":"nope"})", "application/json");
+  ASSERT_TRUE(del);
+  EXPECT_EQ(del->status, 404);
+}
+
+TEST_F(ServerTest, OpenAiErrorsHaveOpenAisShape) {
+  struct Case {
+    std::string path, body;
+    int status;
+    json param;
+  } cases[] = {
+      {"/v1/chat/completions", "nope", 400, nullptr},
+      {"/v1/chat/completions", R"({"messages":[{"role":"user","content":"x"}]})", 400, "model"},
+      {"/v1/chat/completions", R"({"model":"tiny","messages":[]})", 400, "messages"},
+      {"/v1/chat/completions",
+       R"({"model":"tiny","messages":[{"role":"user","content":"x"}],"n":2})", 400, "n"},
+      {"/v1/chat/completions",
+       R"({"model":"tiny","messages":[{"role":"user","content":"x"}],"temperature":5})", 400,
+       "temperature"},
+      {"/v1/chat/completions", R"({"model":"nope","messages":[{"role":"user","content":"x"}]})",
+       404, "model"},
+      {"/v1/completions", R"({"model":"tiny","prompt":["a","b"]})", 400, "prompt"},
+  };
+  for (const auto& c : cases) {
+    auto res = client_->Post(c.path.c_str(), c.body, "application/json");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, c.status) << c.body;
+    const json j = json::parse(res->body, nullptr, false);
+    ASSERT_TRUE(j.is_object() && j["error"].is_object()) << res->body;
+    EXPECT_TRUE(j["error"]["message"].is_string());
+    EXPECT_TRUE(j["error"]["type"].is_string());
+    EXPECT_EQ(j["error"]["param"], c.param) << res->body;
+  }
+}
+
+TEST_F(ServerTest, BodyLimitGives413InTheApisShape) {
+  json big = {{"model", "tiny"},
+              {"messages", {{{"role", "user"}, {"content", std::string(100000, 'a')}}}}};
+  auto res = Post("/v1/chat/completions", big);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 413);
+  EXPECT_TRUE(json::parse(res->body)["error"]["message"].is_string()) << res->body;
+  res = Post("/api/chat", big);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 413);
+  EXPECT_TRUE(json::parse(res->body)["error"].is_string()) << res->body;
+}
+
+TEST_F(ServerTest, OllamaStreamsNdjson) {
+  json req = {{"model", "tiny"},
+              {"messages", {{{"role", "user"}, {"content", "hi"}}}},
+              {"options", {{"seed", 1}, {"num_predict", 10}}}};
+  auto res = Post("/api/chat", req);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->get_header_value("Content-Type"), "application/x-ndjson");
+  std::istringstream lines(res->body);
+  std::string line, text;
+  json last;
+  int n = 0;
+  while (std::getline(lines, line)) {
+    last = json::parse(line);
+    if (!last["done"].get<bool>()) text += last["message"]["content"].get<std::string>();
+    ++n;
+  }
+  EXPECT_GT(n, 2);
+  EXPECT_TRUE(last["done"].get<bool>());
+  EXPECT_EQ(last["eval_count"], 10);
+  EXPECT_EQ(last["done_reason"], "length");
+
+  req["stream"] = false;
+  res = Post("/api/chat", req);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(json::parse(res->body)["message"]["content"], text);
+}
+
+TEST_F(ServerTest, OpenAiStreamsSse) {
+  json req = {{"model", "tiny"},
+              {"messages", {{{"role", "user"}, {"content", "hi"}}}},
+              {"seed", 2},
+              {"max_tokens", 8},
+              {"stream", true}};
+  auto res = Post("/v1/chat/completions", req);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->get_header_value("Content-Type"), "text/event-stream");
+  const std::string& b = res->body;
+  ASSERT_GE(b.size(), 20u);
+  EXPECT_EQ(b.rfind("data: [DONE]\n\n"), b.size() - 14);
+  EXPECT_EQ(b.rfind("data: ", 0), 0u);
+}
+
+// Opens a streaming request on a raw socket, reads a little, and hangs up.
+TEST_F(ServerTest, DisconnectedClientStopsGeneration) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(server_->port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const std::string body =
+      R"({"model":"tiny","prompt":"go","raw":true,"options":{"seed":1,"num_predict":-1}})";
+  const std::string req =
+      "POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  ASSERT_EQ(write(fd, req.data(), req.size()), static_cast<ssize_t>(req.size()));
+  // Read until a few tokens have streamed, so the generation is running.
+  std::string got;
+  char buf[512];
+  size_t seen = 0;
+  while (seen < 3) {
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    ASSERT_GT(n, 0);
+    got.append(buf, static_cast<size_t>(n));
+    seen = 0;
+    for (size_t at = got.find("\"response\""); at != std::string::npos;
+         at = got.find("\"response\"", at + 1)) {
+      ++seen;
+    }
+  }
+  EXPECT_EQ(engine_.counters().active, 1u);
+  close(fd);
+  for (int i = 0; i < 2000 && engine_.counters().active > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(engine_.counters().active, 0u);
+  EXPECT_EQ(engine_.counters().cancelled, 1u);
+  EXPECT_EQ(engine_.counters().completed, 0u);
+}
+
+TEST_F(ServerTest, DeleteUnloads) {
+  auto res = client_->Delete("/api/delete", R"({"model":"tiny"})", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  auto tags = client_->Get("/api/tags");
+  ASSERT_TRUE(tags);
+  EXPECT_TRUE(json::parse(tags->body)["models"].empty());
+}
+
+}  // namespace
+}  // namespace modelseal::server
