@@ -25,9 +25,6 @@ namespace {
 
 constexpr uint64_t kDayS = 24 * 3600;
 
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
 
 struct KeyCert {
   PkeyPtr key;
@@ -116,8 +113,8 @@ Status WriteFile(const std::string& path, const std::string& data, mode_t mode) 
 }
 
 Status SaveKeyCert(const std::string& dir, const std::string& stem, const KeyCert& kc) {
-  std::unique_ptr<BIO, BioFree> kb(BIO_new(BIO_s_mem()));
-  std::unique_ptr<BIO, BioFree> cb(BIO_new(BIO_s_mem()));
+  BioPtr kb(BIO_new(BIO_s_mem()));
+  BioPtr cb(BIO_new(BIO_s_mem()));
   if (PEM_write_bio_PrivateKey(kb.get(), kc.key.get(), nullptr, nullptr, 0, nullptr, nullptr) !=
           1 ||
       PEM_write_bio_X509(cb.get(), kc.cert.get()) != 1) {

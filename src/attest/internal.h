@@ -8,12 +8,9 @@
 
 #include "attest/attest.h"
 
-namespace modelseal::attest {
+#include "common/ossl.h"
 
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-using X509Ptr = std::unique_ptr<X509, X509Free>;
+namespace modelseal::attest {
 
 Result<AttestationDocument> ParsePayload(std::span<const uint8_t> payload);
 Bytes EncodePayload(const AttestationDocument& d);

@@ -40,9 +40,6 @@ constexpr char kAwsRootPem[] =
     "IwLz3/Y=\n"
     "-----END CERTIFICATE-----\n";
 
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
 struct EcdsaSigFree {
   void operator()(ECDSA_SIG* s) const { ECDSA_SIG_free(s); }
 };
@@ -58,7 +55,7 @@ uint64_t Asn1TimeToMs(const ASN1_TIME* t) {
 }
 
 std::string NameString(const X509_NAME* n) {
-  std::unique_ptr<BIO, BioFree> b(BIO_new(BIO_s_mem()));
+  BioPtr b(BIO_new(BIO_s_mem()));
   X509_NAME_print_ex(b.get(), n, 0, XN_FLAG_RFC2253);
   char* p = nullptr;
   long len = BIO_get_mem_data(b.get(), &p);
@@ -91,7 +88,7 @@ Bytes ToDer(X509* x) {
 }
 
 Result<Bytes> AwsNitroRootDer() {
-  std::unique_ptr<BIO, BioFree> b(BIO_new_mem_buf(kAwsRootPem, -1));
+  BioPtr b(BIO_new_mem_buf(kAwsRootPem, -1));
   X509Ptr x(PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr));
   if (!x) return OpenSslError("attest", "parse the built-in AWS Nitro root");
   Bytes der = ToDer(x.get());
@@ -135,7 +132,7 @@ Result<Bytes> CertificateDerFromFile(const std::string& path) {
   if (!f) return ErrnoError("attest", "open certificate " + path, errno);
   std::string raw((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   if (raw.find("-----BEGIN CERTIFICATE-----") != std::string::npos) {
-    std::unique_ptr<BIO, BioFree> b(BIO_new_mem_buf(raw.data(), static_cast<int>(raw.size())));
+    BioPtr b(BIO_new_mem_buf(raw.data(), static_cast<int>(raw.size())));
     X509Ptr x(PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr));
     if (!x) return BadCert(path + " holds no readable PEM certificate");
     return ToDer(x.get());
@@ -148,7 +145,7 @@ Result<Bytes> CertificateDerFromFile(const std::string& path) {
 std::string CertificateDerToPem(std::span<const uint8_t> der) {
   auto x = ParseDer(der);
   if (!x.ok()) return {};
-  std::unique_ptr<BIO, BioFree> b(BIO_new(BIO_s_mem()));
+  BioPtr b(BIO_new(BIO_s_mem()));
   PEM_write_bio_X509(b.get(), x->get());
   char* p = nullptr;
   long len = BIO_get_mem_data(b.get(), &p);

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "attest/attest.h"
 #include "cli/commands.h"
 #include "common/ossl.h"
 #include "sealed/sealed.h"
@@ -18,15 +19,6 @@ namespace {
 
 using nlohmann::json;
 using sealed::Header;
-
-std::string FormatTime(uint64_t unix_ms) {
-  const std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 json HeaderJson(const Header& h) {
   json ctx = json::object();
@@ -46,7 +38,7 @@ json HeaderJson(const Header& h) {
       {"sha384", ToHex(h.sha384)},
       {"model",
        {{"name", h.model.name}, {"source", h.model.source}, {"file_name", h.model.file_name}}},
-      {"created", FormatTime(h.created_unix_ms)},
+      {"created", attest::FormatTimeMs(h.created_unix_ms)},
       {"created_unix_ms", h.created_unix_ms},
   };
 }
@@ -58,7 +50,7 @@ void PrintHeaderText(const Header& h, uint64_t object_size) {
   std::printf("model name       %s\n", h.model.name.c_str());
   std::printf("model source     %s\n", h.model.source.c_str());
   std::printf("file name        %s\n", h.model.file_name.c_str());
-  std::printf("created          %s\n", FormatTime(h.created_unix_ms).c_str());
+  std::printf("created          %s\n", attest::FormatTimeMs(h.created_unix_ms).c_str());
   std::printf("plaintext size   %llu bytes\n", static_cast<unsigned long long>(h.plaintext_size));
   std::printf("chunks           %llu x %u bytes\n",
               static_cast<unsigned long long>(h.chunk_count()), h.chunk_size);

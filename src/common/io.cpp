@@ -96,18 +96,23 @@ AtomicFileSink::~AtomicFileSink() {
   if (!temp_path_.empty()) ::unlink(temp_path_.c_str());
 }
 
-Status AtomicFileSink::WriteAt(uint64_t offset, std::span<const uint8_t> data) {
+Status PwriteAll(int fd, uint64_t offset, std::span<const uint8_t> data, const std::string& module,
+                 const std::string& what) {
   size_t done = 0;
   while (done < data.size()) {
     const ssize_t n =
-        pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
+        pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return ErrnoError("io", "write " + temp_path_, errno);
+      return ErrnoError(module, what, errno);
     }
     done += static_cast<size_t>(n);
   }
   return Ok{};
+}
+
+Status AtomicFileSink::WriteAt(uint64_t offset, std::span<const uint8_t> data) {
+  return PwriteAll(fd_, offset, data, "io", "write " + temp_path_);
 }
 
 Status AtomicFileSink::Commit() {

@@ -103,4 +103,9 @@ class AtomicFileSink final : public ByteSink {
 
 Error ErrnoError(std::string module, std::string context, int err);
 
+// pwrite until every byte is written (retrying short writes and EINTR); errors
+// name `what` ("write <file>").
+Status PwriteAll(int fd, uint64_t offset, std::span<const uint8_t> data, const std::string& module,
+                 const std::string& what);
+
 }  // namespace modelseal

@@ -79,17 +79,7 @@ Status Memfd::WriteAt(uint64_t offset, std::span<const uint8_t> data) {
     return MakeError(ErrorCode::kInvalidArgument, "memfd", "write-past-end",
                      "write past the end of a memfd");
   }
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n =
-        pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoError("memfd", "write memfd", errno);
-    }
-    done += static_cast<size_t>(n);
-  }
-  return Ok{};
+  return PwriteAll(fd_, offset, data, "memfd", "write memfd");
 }
 
 void Memfd::Wipe() {

@@ -2,7 +2,9 @@
 // into modelseal::Error.
 #pragma once
 
+#include <openssl/bio.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <openssl/kdf.h>
 
 #include <memory>
@@ -24,6 +26,14 @@ struct EvpPkeyFree {
 struct EvpKdfCtxFree {
   void operator()(EVP_KDF_CTX* c) const { EVP_KDF_CTX_free(c); }
 };
+struct X509Free {
+  void operator()(X509* x) const { X509_free(x); }
+};
+struct BioFree {
+  void operator()(BIO* b) const { BIO_free_all(b); }
+};
+using X509Ptr = std::unique_ptr<X509, X509Free>;
+using BioPtr = std::unique_ptr<BIO, BioFree>;
 using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, EvpCipherCtxFree>;
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, EvpMdCtxFree>;
 using PkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyFree>;

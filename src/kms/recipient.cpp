@@ -14,18 +14,10 @@ namespace modelseal::kms {
 
 namespace {
 
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free_all(b); }
-};
 struct CmsFree {
   void operator()(CMS_ContentInfo* c) const { CMS_ContentInfo_free(c); }
 };
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-using BioPtr = std::unique_ptr<BIO, BioFree>;
 using CmsPtr = std::unique_ptr<CMS_ContentInfo, CmsFree>;
-using X509Ptr = std::unique_ptr<X509, X509Free>;
 
 // CMS in OpenSSL addresses recipients by certificate. KMS recipients have only a
 // public key, so carry it in a transient, unsigned certificate whose subject key
