@@ -39,7 +39,9 @@ Stats Summarise(std::vector<double> ms) {
   return s;
 }
 
-double Ms(Clock::time_point a) { return std::chrono::duration<double, std::milli>(Clock::now() - a).count(); }
+double Ms(Clock::time_point a) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - a).count();
+}
 
 }  // namespace
 
@@ -48,7 +50,8 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--requests") == 0) requests = std::atoi(argv[i + 1]);
   }
-  const auto dir = std::filesystem::temp_directory_path() / ("ms-bench-kms-" + std::to_string(getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("ms-bench-kms-" + std::to_string(getpid()));
   auto dev = attest::DevAuthority::Open((dir / "state").string());
   auto store = kms::KeyStore::Open((dir / "keys").string(), "eu-west-1", "111122223333");
   if (!dev.ok() || !store.ok()) {
@@ -89,9 +92,11 @@ int main(int argc, char** argv) {
   auto doc = (*dev)->Issue(pcrs, req);
   const json body = {{"CiphertextBlob", Base64Encode(dk->ciphertext)},
                      {"EncryptionContext", {{"model", "bench"}}},
-                     {"Recipient", {{"KeyEncryptionAlgorithm", "RSAES_OAEP_SHA_256"},
-                                    {"AttestationDocument", Base64Encode(*doc)}}}};
-  const json plain_body = {{"CiphertextBlob", Base64Encode(dk->ciphertext)}, {"EncryptionContext", {{"model", "bench"}}}};
+                     {"Recipient",
+                      {{"KeyEncryptionAlgorithm", "RSAES_OAEP_SHA_256"},
+                       {"AttestationDocument", Base64Encode(*doc)}}}};
+  const json plain_body = {{"CiphertextBlob", Base64Encode(dk->ciphertext)},
+                           {"EncryptionContext", {{"model", "bench"}}}};
 
   std::vector<double> plain_ms, attested_ms;
   for (int i = 0; i < 20; ++i) (void)(*client)->Call("Decrypt", plain_body);  // warm up
@@ -116,8 +121,10 @@ int main(int argc, char** argv) {
   const Stats p = Summarise(plain_ms), a = Summarise(attested_ms);
   std::printf("key service round trips on loopback, %d requests each\n\n", requests);
   std::printf("%-34s %8s %8s %8s\n", "", "p50 ms", "p99 ms", "mean ms");
-  std::printf("%-34s %8.3f %8.3f %8.3f\n", "Decrypt (baseline, no attestation)", p.p50, p.p99, p.mean);
-  std::printf("%-34s %8.3f %8.3f %8.3f\n", "Decrypt with Recipient (attested)", a.p50, a.p99, a.mean);
+  std::printf("%-34s %8.3f %8.3f %8.3f\n", "Decrypt (baseline, no attestation)", p.p50, p.p99,
+              p.mean);
+  std::printf("%-34s %8.3f %8.3f %8.3f\n", "Decrypt with Recipient (attested)", a.p50, a.p99,
+              a.mean);
   std::printf("\nattested / baseline p50: %.2f x\n", a.p50 / p.p50);
   std::printf("one-time RSA-2048 recipient key generation: %.1f ms\n", keygen_ms);
   std::printf("goal: attested p50 <= 5 ms: %s\n", a.p50 <= 5.0 ? "met" : "NOT met");

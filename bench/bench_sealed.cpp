@@ -236,8 +236,9 @@ int main(int argc, char** argv) {
     worst_extra = std::max(worst_extra, m.extra_mib);
   }
   std::printf("\ntargets on a 2-core machine:\n");
-  std::printf("  unseal, 2 threads >= 1.5 x AES-256-GCM (one core): %.2f  %s  (into resident memory)\n", unseal2,
-              unseal2 >= 1.5 ? "met" : "NOT met");
+  std::printf(
+      "  unseal, 2 threads >= 1.5 x AES-256-GCM (one core): %.2f  %s  (into resident memory)\n",
+      unseal2, unseal2 >= 1.5 ? "met" : "NOT met");
   std::printf("  seal, 2 threads   >= 0.9 x SHA-384 (one core):     %.2f  %s\n", seal2,
               seal2 >= 0.9 ? "met" : "NOT met");
   std::printf("  streaming memory  <= 64 MiB beyond the plaintext:  %.1f  %s\n", worst_extra,

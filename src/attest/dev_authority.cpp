@@ -25,7 +25,6 @@ namespace {
 
 constexpr uint64_t kDayS = 24 * 3600;
 
-
 struct KeyCert {
   PkeyPtr key;
   X509Ptr cert;

@@ -88,7 +88,8 @@ Bytes ChainCacheKey(const AttestationDocument& d, const std::vector<TrustedRoot>
   EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr);
   auto add = [&](const Bytes& b) {
     uint8_t len[8];
-    for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(b.size()) >> (56 - 8 * i));
+    for (int i = 0; i < 8; ++i)
+      len[i] = static_cast<uint8_t>(static_cast<uint64_t>(b.size()) >> (56 - 8 * i));
     EVP_DigestUpdate(md.get(), len, sizeof(len));  // length-prefixed: no ambiguity
     EVP_DigestUpdate(md.get(), b.data(), b.size());
   };

@@ -13,8 +13,8 @@
 
 #include "attest/attest.h"
 #include "cli/commands.h"
-#include "common/ossl.h"
 #include "common/io.h"
+#include "common/ossl.h"
 #include "kms/client.h"
 #include "kms/policy.h"
 #include "kms/server.h"
@@ -74,9 +74,11 @@ Result<std::string> EnsureCredentials(const std::string& path, const std::string
   const std::string text = doc.dump(2) + "\n";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoError("cli", "create " + tmp, errno);
-  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && fsync(fd) == 0;
+  const bool ok =
+      ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && fsync(fd) == 0;
   ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoError("cli", "write " + path, errno);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0)
+    return ErrnoError("cli", "write " + path, errno);
   return path;
 }
 
@@ -90,7 +92,8 @@ int Serve() {
   const KmsOptions& o = Opts();
   const std::string state = StateDir(o.state);
   const std::string dir = state + "/kms";
-  auto creds_path = EnsureCredentials(o.credentials.empty() ? dir + "/credentials.json" : o.credentials, o.account);
+  auto creds_path = EnsureCredentials(
+      o.credentials.empty() ? dir + "/credentials.json" : o.credentials, o.account);
   if (!creds_path.ok()) return ReportError(creds_path.error());
   auto creds = kms::LoadCredentials(*creds_path);
   if (!creds.ok()) return ReportError(creds.error());
@@ -116,8 +119,9 @@ int Serve() {
   std::signal(SIGTERM, OnSignal);
   std::printf("key service listening on http://%s:%d (region %s, account %s)\n", sc.host.c_str(),
               (*server)->port(), o.region.c_str(), o.account.c_str());
-  std::printf("credentials: %s\naudit log:   %s\ntrusts:      AWS Nitro root%s\n", creds_path->c_str(),
-              cfg.audit_log_path.c_str(), o.trust_dev_root ? " and the DEVELOPMENT root" : " only");
+  std::printf("credentials: %s\naudit log:   %s\ntrusts:      AWS Nitro root%s\n",
+              creds_path->c_str(), cfg.audit_log_path.c_str(),
+              o.trust_dev_root ? " and the DEVELOPMENT root" : " only");
   std::fflush(stdout);
   (*server)->Wait();
   return 0;
@@ -150,8 +154,9 @@ Result<std::map<uint32_t, std::string>> ParsePcrs(const std::vector<std::string>
     const auto hex = eq == std::string::npos ? std::nullopt : FromHex(it.substr(eq + 1));
     int index = eq == std::string::npos ? -1 : std::atoi(it.substr(0, eq).c_str());
     if (!hex || hex->size() != 48 || index < 0 || index > 23) {
-      return MakeError(ErrorCode::kInvalidArgument, "cli", "bad-pcr",
-                       "--pcr takes N=HEX with N in 0..23 and 96 hex digits (SHA-384), got \"" + it + "\"");
+      return MakeError(
+          ErrorCode::kInvalidArgument, "cli", "bad-pcr",
+          "--pcr takes N=HEX with N in 0..23 and 96 hex digits (SHA-384), got \"" + it + "\"");
     }
     out[static_cast<uint32_t>(index)] = ToHex(*hex);
   }
@@ -167,7 +172,9 @@ int AllowAttested() {
   const KmsOptions& o = Opts();
   auto pcrs = ParsePcrs(o.pcrs);
   if (!pcrs.ok()) return ReportError(pcrs.error());
-  if (pcrs->empty()) return ReportError(MakeError(ErrorCode::kInvalidArgument, "cli", "bad-pcr", "give at least one --pcr"));
+  if (pcrs->empty())
+    return ReportError(
+        MakeError(ErrorCode::kInvalidArgument, "cli", "bad-pcr", "give at least one --pcr"));
   auto client = Client();
   if (!client.ok()) return ReportError(client.error());
   auto policy = FetchPolicy(**client, o.key);
@@ -179,13 +186,18 @@ int AllowAttested() {
   st.actions = o.actions.empty() ? std::vector<std::string>{"kms:Decrypt"} : o.actions;
   st.resources = {"*"};
   for (const auto& [i, hex] : *pcrs) {
-    st.conditions.push_back({"StringEqualsIgnoreCase", "StringEqualsIgnoreCase", false, kms::Condition::Set::kNone,
-                             "kms:RecipientAttestation:NitroTPMPCR" + std::to_string(i), {hex}});
+    st.conditions.push_back({"StringEqualsIgnoreCase",
+                             "StringEqualsIgnoreCase",
+                             false,
+                             kms::Condition::Set::kNone,
+                             "kms:RecipientAttestation:NitroTPMPCR" + std::to_string(i),
+                             {hex}});
   }
   // Replace a statement with the same Sid, keep everything else.
   std::erase_if(policy->statements, [&](const kms::Statement& s) { return s.sid == st.sid; });
   policy->statements.push_back(st);
-  auto put = (*client)->Call("PutKeyPolicy", {{"KeyId", o.key}, {"Policy", kms::PolicyToJson(*policy, false)}});
+  auto put = (*client)->Call("PutKeyPolicy",
+                             {{"KeyId", o.key}, {"Policy", kms::PolicyToJson(*policy, false)}});
   if (!put.ok()) return ReportError(put.error());
   std::printf("%s\n", kms::PolicyToJson(*policy).c_str());
   return 0;
@@ -206,19 +218,25 @@ int Check() {
   r.action = o.actions.empty() ? "kms:Decrypt" : o.actions.front();
   r.resource = arn;
   r.keys["aws:PrincipalArn"] = {o.principal};
-  for (const auto& [i, hex] : *pcrs) r.keys["kms:RecipientAttestation:NitroTPMPCR" + std::to_string(i)] = {hex};
+  for (const auto& [i, hex] : *pcrs)
+    r.keys["kms:RecipientAttestation:NitroTPMPCR" + std::to_string(i)] = {hex};
   for (const auto& kv : o.context) {
     const size_t eq = kv.find('=');
-    r.keys["kms:EncryptionContext:" + kv.substr(0, eq)] = {eq == std::string::npos ? "" : kv.substr(eq + 1)};
+    r.keys["kms:EncryptionContext:" + kv.substr(0, eq)] = {
+        eq == std::string::npos ? "" : kv.substr(eq + 1)};
   }
   const kms::Decision d = kms::Evaluate(*policy, r);
-  std::printf("%s %s on %s by %s\n", d.allowed() ? "ALLOW" : "DENY", r.action.c_str(), arn.c_str(), o.principal.c_str());
+  std::printf("%s %s on %s by %s\n", d.allowed() ? "ALLOW" : "DENY", r.action.c_str(), arn.c_str(),
+              o.principal.c_str());
   std::printf("decision: %s\n\n", d.Describe().c_str());
   for (const auto& t : d.trace) {
-    std::printf("statement %zu%s%s (%s): %s\n", t.index + 1, t.sid.empty() ? "" : " ", t.sid.c_str(),
-                t.allow ? "Allow" : "Deny", t.applies ? "APPLIES" : "does not apply");
-    std::printf("  principal %s, action %s, resource %s\n", t.principal_matched ? "matches" : "does not match",
-                t.action_matched ? "matches" : "does not match", t.resource_matched ? "matches" : "does not match");
+    std::printf("statement %zu%s%s (%s): %s\n", t.index + 1, t.sid.empty() ? "" : " ",
+                t.sid.c_str(), t.allow ? "Allow" : "Deny",
+                t.applies ? "APPLIES" : "does not apply");
+    std::printf("  principal %s, action %s, resource %s\n",
+                t.principal_matched ? "matches" : "does not match",
+                t.action_matched ? "matches" : "does not match",
+                t.resource_matched ? "matches" : "does not match");
     for (const auto& c : t.conditions) {
       std::string want;
       for (const auto& v : c.policy_values) want += (want.empty() ? "" : " | ") + v;
@@ -227,15 +245,17 @@ int Check() {
         have.clear();
         for (const auto& v : *c.request_values) have += (have.empty() ? "" : ", ") + v;
       }
-      std::printf("  %s %s %s\n      policy:  %s\n      machine: %s\n", c.matched ? "[ok]  " : "[FAIL]", c.op.c_str(),
-                  c.key.c_str(), want.c_str(), have.c_str());
+      std::printf("  %s %s %s\n      policy:  %s\n      machine: %s\n",
+                  c.matched ? "[ok]  " : "[FAIL]", c.op.c_str(), c.key.c_str(), want.c_str(),
+                  have.c_str());
     }
   }
   return d.allowed() ? 0 : 3;
 }
 
 void AddClientOptions(CLI::App* sub) {
-  sub->add_option("--endpoint", Opts().endpoint, "KMS endpoint URL (default: AWS_ENDPOINT_URL_KMS or AWS)");
+  sub->add_option("--endpoint", Opts().endpoint,
+                  "KMS endpoint URL (default: AWS_ENDPOINT_URL_KMS or AWS)");
   sub->add_option("--region", Opts().client_region, "Region (default: AWS_REGION, config, IMDS)");
 }
 
@@ -244,10 +264,12 @@ void AddClientOptions(CLI::App* sub) {
 void RegisterDevDocumentCommand(CLI::App* dev) {
   static std::string state, public_key, out;
   static std::vector<std::string> pcrs;
-  auto* doc = dev->add_subcommand(
-      "attest-document", "Issue a DEVELOPMENT attestation document for given PCR values (no TPM; for testing policies)");
+  auto* doc = dev->add_subcommand("attest-document",
+                                  "Issue a DEVELOPMENT attestation document for given PCR values "
+                                  "(no TPM; for testing policies)");
   doc->add_option("--state", state, "State directory holding the development authority");
-  doc->add_option("--public-key", public_key, "DER SubjectPublicKeyInfo to carry")->check(CLI::ExistingFile);
+  doc->add_option("--public-key", public_key, "DER SubjectPublicKeyInfo to carry")
+      ->check(CLI::ExistingFile);
   doc->add_option("--pcr", pcrs, "N=HEX (SHA-384), repeatable");
   doc->add_option("-o,--output", out, "Output file")->required();
   SetAction(doc, [] {
@@ -267,7 +289,8 @@ void RegisterDevDocumentCommand(CLI::App* dev) {
     auto doc_bytes = (*dev_ca)->Issue(bank, req);
     if (!doc_bytes.ok()) return ReportError(doc_bytes.error());
     std::ofstream(out, std::ios::binary)
-        .write(reinterpret_cast<const char*>(doc_bytes->data()), static_cast<std::streamsize>(doc_bytes->size()));
+        .write(reinterpret_cast<const char*>(doc_bytes->data()),
+               static_cast<std::streamsize>(doc_bytes->size()));
     std::printf("wrote a DEVELOPMENT attestation document to %s\n", out.c_str());
     return 0;
   });
@@ -279,9 +302,11 @@ void RegisterKmsCommands(CLI::App& app) {
   kms->require_subcommand(1);
 
   auto* serve = kms->add_subcommand("serve", "Run the built-in KMS-compatible key service");
-  serve->add_option("--state", o.state, "State directory (default $MODELSEAL_STATE_DIR or ~/.local/state/modelseal)");
+  serve->add_option("--state", o.state,
+                    "State directory (default $MODELSEAL_STATE_DIR or ~/.local/state/modelseal)");
   serve->add_option("--listen", o.listen, "Address to listen on (loopback by default)");
-  serve->add_option("--credentials", o.credentials, "Credentials file (default STATE/kms/credentials.json, created)");
+  serve->add_option("--credentials", o.credentials,
+                    "Credentials file (default STATE/kms/credentials.json, created)");
   serve->add_option("--service-region", o.region, "Region in key ARNs");
   serve->add_option("--account", o.account, "Account id in key ARNs");
   serve->add_flag("--trust-dev-root", o.trust_dev_root,
@@ -291,7 +316,8 @@ void RegisterKmsCommands(CLI::App& app) {
   auto* create = kms->add_subcommand("create-key", "Create a symmetric key");
   AddClientOptions(create);
   create->add_option("--description", o.description, "Description");
-  create->add_option("--policy", o.policy_file, "Key policy JSON file (default: AWS's default policy)");
+  create->add_option("--policy", o.policy_file,
+                     "Key policy JSON file (default: AWS's default policy)");
   SetAction(create, [] {
     json req = {{"Description", Opts().description}};
     if (!Opts().policy_file.empty()) {
@@ -326,7 +352,8 @@ void RegisterKmsCommands(CLI::App& app) {
     if (auto p = kms::ParsePolicy(*text); !p.ok()) return ReportError(p.error());
     return CallAndPrint("PutKeyPolicy", {{"KeyId", Opts().key}, {"Policy", *text}});
   });
-  auto* allow = policy->add_subcommand("allow-attested", "Add a statement releasing the key to matching PCRs");
+  auto* allow = policy->add_subcommand("allow-attested",
+                                       "Add a statement releasing the key to matching PCRs");
   AddClientOptions(allow);
   allow->add_option("KEY", o.key, "Key")->required();
   allow->add_option("--principal", o.principal, "Principal ARN allowed")->required();
@@ -334,7 +361,8 @@ void RegisterKmsCommands(CLI::App& app) {
   allow->add_option("--action", o.actions, "Action (default kms:Decrypt), repeatable");
   allow->add_option("--sid", o.sid, "Statement id (replaces a statement with the same id)");
   SetAction(allow, [] { return AllowAttested(); });
-  auto* check = policy->add_subcommand("check", "Evaluate a key's policy locally for a machine state");
+  auto* check =
+      policy->add_subcommand("check", "Evaluate a key's policy locally for a machine state");
   AddClientOptions(check);
   check->add_option("KEY", o.key, "Key")->required();
   check->add_option("--principal", o.principal, "Principal ARN")->required();

@@ -4,8 +4,8 @@
 
 #include <openssl/bio.h>
 #include <openssl/evp.h>
-#include <openssl/x509.h>
 #include <openssl/kdf.h>
+#include <openssl/x509.h>
 
 #include <memory>
 #include <string>

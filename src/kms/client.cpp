@@ -13,7 +13,8 @@ using nlohmann::json;
 Result<std::unique_ptr<KmsClient>> KmsClient::Create(ClientConfig config) {
   std::unique_ptr<KmsClient> c(new KmsClient());
   c->transport_ = config.transport ? config.transport : aws::DefaultTransport();
-  c->credentials_ = config.credentials ? config.credentials : aws::DefaultCredentialsChain(c->transport_);
+  c->credentials_ =
+      config.credentials ? config.credentials : aws::DefaultCredentialsChain(c->transport_);
   c->retry_ = config.retry;
   c->region_ = config.region;
   if (c->region_.empty()) {
@@ -21,7 +22,8 @@ Result<std::unique_ptr<KmsClient>> KmsClient::Create(ClientConfig config) {
   }
   c->endpoint_ = config.endpoint;
   if (c->endpoint_.empty()) {
-    c->endpoint_ = aws::EndpointOverride("KMS").value_or("https://kms." + c->region_ + ".amazonaws.com");
+    c->endpoint_ =
+        aws::EndpointOverride("KMS").value_or("https://kms." + c->region_ + ".amazonaws.com");
   }
   while (!c->endpoint_.empty() && c->endpoint_.back() == '/') c->endpoint_.pop_back();
   MS_RETURN_IF_ERROR(aws::ParseUrl(c->endpoint_));
@@ -31,7 +33,8 @@ Result<std::unique_ptr<KmsClient>> KmsClient::Create(ClientConfig config) {
 Result<json> KmsClient::Call(const std::string& operation, const json& request) const {
   MS_ASSIGN_OR_RETURN(aws::Url url, aws::ParseUrl(endpoint_ + "/"));
   const std::string body = request.dump();
-  const std::span<const uint8_t> body_bytes(reinterpret_cast<const uint8_t*>(body.data()), body.size());
+  const std::span<const uint8_t> body_bytes(reinterpret_cast<const uint8_t*>(body.data()),
+                                            body.size());
   json result;
   Status s = aws::WithRetries(retry_, [&](int) -> Status {
     MS_ASSIGN_OR_RETURN(aws::CredentialsPtr creds, credentials_->Get());
@@ -60,7 +63,8 @@ Result<json> KmsClient::Call(const std::string& operation, const json& request) 
     }
     result = json::parse(resp.body.begin(), resp.body.end(), nullptr, false);
     if (result.is_discarded() || !result.is_object()) {
-      return MakeError(ErrorCode::kInternal, "kms", "bad-response", operation + ": response is not a JSON object");
+      return MakeError(ErrorCode::kInternal, "kms", "bad-response",
+                       operation + ": response is not a JSON object");
     }
     return Ok{};
   });
@@ -75,7 +79,9 @@ Result<Bytes> DecodeField(const json& j, const char* name, const std::string& op
     return MakeError(ErrorCode::kInternal, "kms", "bad-response", op + ": response has no " + name);
   }
   auto b = Base64Decode(j[name].get<std::string>());
-  if (!b) return MakeError(ErrorCode::kInternal, "kms", "bad-response", op + ": " + name + " is not base64");
+  if (!b)
+    return MakeError(ErrorCode::kInternal, "kms", "bad-response",
+                     op + ": " + name + " is not base64");
   return *b;
 }
 
@@ -93,9 +99,12 @@ SecretBuffer TakeSecret(Bytes& b) {
 
 }  // namespace
 
-Result<DataKey> KmsClient::GenerateDataKey(const std::string& key_id, const EncryptionContext& context) const {
-  MS_ASSIGN_OR_RETURN(json r, Call("GenerateDataKey", {{"KeyId", key_id}, {"KeySpec", "AES_256"},
-                                                       {"EncryptionContext", ContextJson(context)}}));
+Result<DataKey> KmsClient::GenerateDataKey(const std::string& key_id,
+                                           const EncryptionContext& context) const {
+  MS_ASSIGN_OR_RETURN(json r,
+                      Call("GenerateDataKey", {{"KeyId", key_id},
+                                               {"KeySpec", "AES_256"},
+                                               {"EncryptionContext", ContextJson(context)}}));
   DataKey dk;
   dk.key_arn = r.value("KeyId", key_id);
   MS_ASSIGN_OR_RETURN(dk.ciphertext, DecodeField(r, "CiphertextBlob", "GenerateDataKey"));
@@ -104,7 +113,8 @@ Result<DataKey> KmsClient::GenerateDataKey(const std::string& key_id, const Encr
   return dk;
 }
 
-Result<SecretBuffer> KmsClient::Decrypt(std::span<const uint8_t> ciphertext, const EncryptionContext& context) const {
+Result<SecretBuffer> KmsClient::Decrypt(std::span<const uint8_t> ciphertext,
+                                        const EncryptionContext& context) const {
   MS_ASSIGN_OR_RETURN(json r, Call("Decrypt", {{"CiphertextBlob", Base64Encode(ciphertext)},
                                                {"EncryptionContext", ContextJson(context)}}));
   MS_ASSIGN_OR_RETURN(Bytes plain, DecodeField(r, "Plaintext", "Decrypt"));
@@ -112,7 +122,8 @@ Result<SecretBuffer> KmsClient::Decrypt(std::span<const uint8_t> ciphertext, con
 }
 
 Result<SecretBuffer> KmsClient::DecryptForRecipient(std::span<const uint8_t> ciphertext,
-                                                    const EncryptionContext& context, const AttestFn& attest) const {
+                                                    const EncryptionContext& context,
+                                                    const AttestFn& attest) const {
   PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048}));
   if (!key) return OpenSslError("kms", "generate the ephemeral recipient key");
   unsigned char* der = nullptr;
@@ -121,10 +132,12 @@ Result<SecretBuffer> KmsClient::DecryptForRecipient(std::span<const uint8_t> cip
   const Bytes spki(der, der + len);
   OPENSSL_free(der);
   MS_ASSIGN_OR_RETURN(Bytes document, attest(spki));
-  MS_ASSIGN_OR_RETURN(json r, Call("Decrypt", {{"CiphertextBlob", Base64Encode(ciphertext)},
-                                               {"EncryptionContext", ContextJson(context)},
-                                               {"Recipient", {{"KeyEncryptionAlgorithm", "RSAES_OAEP_SHA_256"},
-                                                              {"AttestationDocument", Base64Encode(document)}}}}));
+  MS_ASSIGN_OR_RETURN(json r,
+                      Call("Decrypt", {{"CiphertextBlob", Base64Encode(ciphertext)},
+                                       {"EncryptionContext", ContextJson(context)},
+                                       {"Recipient",
+                                        {{"KeyEncryptionAlgorithm", "RSAES_OAEP_SHA_256"},
+                                         {"AttestationDocument", Base64Encode(document)}}}}));
   if (r.contains("Plaintext")) {
     return MakeError(ErrorCode::kPermissionDenied, "kms", "plaintext-in-response",
                      "Decrypt: the service returned Plaintext to an attested request; refusing it");

@@ -26,8 +26,8 @@
 namespace modelseal::kms {
 
 struct ClientConfig {
-  std::string endpoint;  // empty: from the environment / region
-  std::string region;    // empty: resolved like the AWS SDKs
+  std::string endpoint;                                   // empty: from the environment / region
+  std::string region;                                     // empty: resolved like the AWS SDKs
   std::shared_ptr<aws::CredentialsProvider> credentials;  // null: default chain
   std::shared_ptr<aws::HttpTransport> transport;          // null: default
   aws::RetryPolicy retry;
@@ -53,13 +53,16 @@ class KmsClient {
   // One operation, raw JSON in and out.
   Result<nlohmann::json> Call(const std::string& operation, const nlohmann::json& request) const;
 
-  Result<DataKey> GenerateDataKey(const std::string& key_id, const EncryptionContext& context) const;
-  Result<SecretBuffer> Decrypt(std::span<const uint8_t> ciphertext, const EncryptionContext& context) const;
+  Result<DataKey> GenerateDataKey(const std::string& key_id,
+                                  const EncryptionContext& context) const;
+  Result<SecretBuffer> Decrypt(std::span<const uint8_t> ciphertext,
+                               const EncryptionContext& context) const;
   // Decrypt with Recipient: makes an RSA-2048 key in this process, gets a
   // document for its public key from `attest`, and opens CiphertextForRecipient.
   // The plaintext never crosses the network in the clear.
   Result<SecretBuffer> DecryptForRecipient(std::span<const uint8_t> ciphertext,
-                                           const EncryptionContext& context, const AttestFn& attest) const;
+                                           const EncryptionContext& context,
+                                           const AttestFn& attest) const;
 
  private:
   KmsClient() = default;

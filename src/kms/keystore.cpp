@@ -40,21 +40,25 @@ std::string NewUuid() {
   b[6] = (b[6] & 0x0f) | 0x40;
   b[8] = (b[8] & 0x3f) | 0x80;
   const std::string h = ToHex(b);
-  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" +
-         h.substr(20);
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
+         "-" + h.substr(20);
 }
 
 // AES-256-GCM with a random IV: IV || ct || tag.
-Result<Bytes> GcmSeal(const SecretBuffer& key, std::span<const uint8_t> plain, std::span<const uint8_t> aad) {
+Result<Bytes> GcmSeal(const SecretBuffer& key, std::span<const uint8_t> plain,
+                      std::span<const uint8_t> aad) {
   Bytes out(kIv + plain.size() + kTag);
   MS_RETURN_IF_ERROR(RandomBytes(out.data(), kIv));
   CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   int n = 0;
-  if (!ctx || EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), out.data()) != 1 ||
+  if (!ctx ||
+      EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), out.data()) != 1 ||
       EVP_EncryptUpdate(ctx.get(), nullptr, &n, aad.data(), static_cast<int>(aad.size())) != 1 ||
-      EVP_EncryptUpdate(ctx.get(), out.data() + kIv, &n, plain.data(), static_cast<int>(plain.size())) != 1 ||
+      EVP_EncryptUpdate(ctx.get(), out.data() + kIv, &n, plain.data(),
+                        static_cast<int>(plain.size())) != 1 ||
       EVP_EncryptFinal_ex(ctx.get(), out.data() + kIv + n, &n) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTag, out.data() + kIv + plain.size()) != 1) {
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTag, out.data() + kIv + plain.size()) !=
+          1) {
     return OpenSslError("kms", "AES-256-GCM seal");
   }
   return out;
@@ -62,7 +66,7 @@ Result<Bytes> GcmSeal(const SecretBuffer& key, std::span<const uint8_t> plain, s
 
 // Returns nullopt-like error (reason invalid-ciphertext) when the tag fails.
 Result<SecretBuffer> GcmOpen(const SecretBuffer& key, std::span<const uint8_t> sealed,
-                          std::span<const uint8_t> aad) {
+                             std::span<const uint8_t> aad) {
   if (sealed.size() < kIv + kTag) {
     return KmsError(ErrorCode::kInvalidArgument, "invalid-ciphertext", "ciphertext is too short");
   }
@@ -71,22 +75,29 @@ Result<SecretBuffer> GcmOpen(const SecretBuffer& key, std::span<const uint8_t> s
   CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   int n = 0;
   Bytes tag(sealed.end() - kTag, sealed.end());
-  if (!ctx || EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), sealed.data()) != 1 ||
+  if (!ctx ||
+      EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), sealed.data()) != 1 ||
       EVP_DecryptUpdate(ctx.get(), nullptr, &n, aad.data(), static_cast<int>(aad.size())) != 1 ||
-      EVP_DecryptUpdate(ctx.get(), out.data(), &n, sealed.data() + kIv, static_cast<int>(len)) != 1 ||
+      EVP_DecryptUpdate(ctx.get(), out.data(), &n, sealed.data() + kIv, static_cast<int>(len)) !=
+          1 ||
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTag, tag.data()) != 1 ||
       EVP_DecryptFinal_ex(ctx.get(), out.data() + n, &n) != 1) {
-    return KmsError(ErrorCode::kInvalidArgument, "invalid-ciphertext",
-                    "the ciphertext is damaged, belongs to another key, or the encryption context differs");
+    return KmsError(
+        ErrorCode::kInvalidArgument, "invalid-ciphertext",
+        "the ciphertext is damaged, belongs to another key, or the encryption context differs");
   }
   if (len == 0) return SecretBuffer();
   return out;
 }
 
 json MetaToJson(const KeyMetadata& m) {
-  return {{"key_id", m.key_id},           {"arn", m.arn},     {"description", m.description},
-          {"state", m.state},             {"creation_ms", m.creation_ms},
-          {"deletion_ms", m.deletion_ms}, {"policy", m.policy}};
+  return {{"key_id", m.key_id},
+          {"arn", m.arn},
+          {"description", m.description},
+          {"state", m.state},
+          {"creation_ms", m.creation_ms},
+          {"deletion_ms", m.deletion_ms},
+          {"policy", m.policy}};
 }
 
 }  // namespace
@@ -107,7 +118,9 @@ Result<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& dir, const s
                                                  const std::string& account) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return KmsError(ErrorCode::kIo, "io", "create key store directory " + dir + ": " + ec.message());
+  if (ec)
+    return KmsError(ErrorCode::kIo, "io",
+                    "create key store directory " + dir + ": " + ec.message());
   std::unique_ptr<KeyStore> ks(new KeyStore());
   ks->dir_ = dir;
   ks->region_ = region;
@@ -120,10 +133,12 @@ Result<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& dir, const s
     const std::string tmp = master_path + ".new";
     const int w = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (w < 0) return ErrnoError("kms", "create " + tmp, errno);
-    const bool ok = ::write(w, key, sizeof(key)) == static_cast<ssize_t>(sizeof(key)) && fsync(w) == 0;
+    const bool ok =
+        ::write(w, key, sizeof(key)) == static_cast<ssize_t>(sizeof(key)) && fsync(w) == 0;
     ::close(w);
     OPENSSL_cleanse(key, sizeof(key));
-    if (!ok || ::link(tmp.c_str(), master_path.c_str()) != 0) {  // link: never replace an existing key
+    if (!ok ||
+        ::link(tmp.c_str(), master_path.c_str()) != 0) {  // link: never replace an existing key
       const int err = errno;
       ::unlink(tmp.c_str());
       if (err != EEXIST) return ErrnoError("kms", "install " + master_path, err);
@@ -200,7 +215,8 @@ Status KeyStore::Save() const {
   for (const auto& [a, id] : aliases_) doc["aliases"][a] = id;
   const std::string text = doc.dump(1);
   MS_ASSIGN_OR_RETURN(auto sink, AtomicFileSink::Create(dir_ + "/keys.json"));
-  MS_RETURN_IF_ERROR(sink->WriteAt(0, std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size())));
+  MS_RETURN_IF_ERROR(
+      sink->WriteAt(0, std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size())));
   MS_RETURN_IF_ERROR(sink->Commit());
   const int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
@@ -217,7 +233,8 @@ Result<const KeyStore::Entry*> KeyStore::Find(const std::string& ref) const {
   if (name.rfind(alias_arn, 0) == 0) name = name.substr(alias_arn.size());
   if (name.rfind("alias/", 0) == 0) {
     auto a = aliases_.find(name);
-    if (a == aliases_.end()) return KmsError(ErrorCode::kNotFound, "not-found", "Alias " + ref + " is not found.");
+    if (a == aliases_.end())
+      return KmsError(ErrorCode::kNotFound, "not-found", "Alias " + ref + " is not found.");
     id = a->second;
   } else if (name.rfind("key/", 0) == 0) {
     id = name.substr(4);
@@ -231,7 +248,8 @@ Result<const KeyStore::Entry*> KeyStore::Find(const std::string& ref) const {
 
 Result<SecretBuffer> KeyStore::Material(const Entry& e) const {
   const std::string& id = e.meta.key_id;
-  return GcmOpen(master_, e.sealed_material, std::span(reinterpret_cast<const uint8_t*>(id.data()), id.size()));
+  return GcmOpen(master_, e.sealed_material,
+                 std::span(reinterpret_cast<const uint8_t*>(id.data()), id.size()));
 }
 
 Result<KeyMetadata> KeyStore::CreateKey(const std::string& description, const std::string& policy) {
@@ -246,7 +264,8 @@ Result<KeyMetadata> KeyStore::CreateKey(const std::string& description, const st
   MS_RETURN_IF_ERROR(RandomBytes(material.data(), material.size()));
   const std::string& id = e.meta.key_id;
   MS_ASSIGN_OR_RETURN(e.sealed_material,
-                      GcmSeal(master_, material.span(), std::span(reinterpret_cast<const uint8_t*>(id.data()), id.size())));
+                      GcmSeal(master_, material.span(),
+                              std::span(reinterpret_cast<const uint8_t*>(id.data()), id.size())));
   const KeyMetadata meta = e.meta;
   keys_.emplace(id, std::move(e));
   Status s = Save();
@@ -275,10 +294,12 @@ Status KeyStore::CreateAlias(const std::string& alias_name, const std::string& k
   if (alias_name.rfind("alias/", 0) != 0 || alias_name.size() < 7 || alias_name.size() > 256 ||
       alias_name.rfind("alias/aws/", 0) == 0) {
     return KmsError(ErrorCode::kInvalidArgument, "invalid-alias",
-                    "Alias name must begin with 'alias/', must not begin with 'alias/aws/', and be at most 256 characters");
+                    "Alias name must begin with 'alias/', must not begin with 'alias/aws/', and be "
+                    "at most 256 characters");
   }
   if (aliases_.count(alias_name)) {
-    return KmsError(ErrorCode::kAlreadyExists, "already-exists", "An alias with the name " + alias_name + " already exists");
+    return KmsError(ErrorCode::kAlreadyExists, "already-exists",
+                    "An alias with the name " + alias_name + " already exists");
   }
   MS_ASSIGN_OR_RETURN(const Entry* e, Find(key_ref));
   aliases_[alias_name] = e->meta.key_id;
@@ -306,12 +327,14 @@ Status KeyStore::PutPolicy(const std::string& key_ref, const std::string& policy
 Result<KeyMetadata> KeyStore::ScheduleDeletion(const std::string& key_ref, int pending_days) {
   std::lock_guard<std::mutex> lock(mu_);
   if (pending_days < 7 || pending_days > 30) {
-    return KmsError(ErrorCode::kInvalidArgument, "invalid-argument", "PendingWindowInDays must be between 7 and 30");
+    return KmsError(ErrorCode::kInvalidArgument, "invalid-argument",
+                    "PendingWindowInDays must be between 7 and 30");
   }
   MS_ASSIGN_OR_RETURN(const Entry* e, Find(key_ref));
   Entry& entry = keys_.at(e->meta.key_id);
   if (entry.meta.state != "Enabled") {
-    return KmsError(ErrorCode::kPermissionDenied, "invalid-state", entry.meta.arn + " is pending deletion.");
+    return KmsError(ErrorCode::kPermissionDenied, "invalid-state",
+                    entry.meta.arn + " is pending deletion.");
   }
   const KeyMetadata old = entry.meta;
   entry.meta.state = "PendingDeletion";
@@ -329,7 +352,8 @@ Result<Bytes> KeyStore::Encrypt(const std::string& key_ref, std::span<const uint
   std::lock_guard<std::mutex> lock(mu_);
   MS_ASSIGN_OR_RETURN(const Entry* e, Find(key_ref));
   if (e->meta.state != "Enabled") {
-    return KmsError(ErrorCode::kPermissionDenied, "invalid-state", e->meta.arn + " is pending deletion.");
+    return KmsError(ErrorCode::kPermissionDenied, "invalid-state",
+                    e->meta.arn + " is pending deletion.");
   }
   MS_ASSIGN_OR_RETURN(SecretBuffer material, Material(*e));
   const std::string& id = e->meta.key_id;
@@ -345,11 +369,13 @@ Result<Bytes> KeyStore::Encrypt(const std::string& key_ref, std::span<const uint
 
 Result<std::string> KeyStore::BlobKeyId(std::span<const uint8_t> blob) {
   if (blob.size() < 6 || std::memcmp(blob.data(), kBlobMagic, 4) != 0) {
-    return KmsError(ErrorCode::kInvalidArgument, "invalid-ciphertext", "the ciphertext is not one this key service produced");
+    return KmsError(ErrorCode::kInvalidArgument, "invalid-ciphertext",
+                    "the ciphertext is not one this key service produced");
   }
   const uint16_t len = GetU16(blob.data() + 4);
   if (blob.size() < 6u + len + kIv + kTag) {
-    return KmsError(ErrorCode::kInvalidArgument, "invalid-ciphertext", "the ciphertext is truncated");
+    return KmsError(ErrorCode::kInvalidArgument, "invalid-ciphertext",
+                    "the ciphertext is truncated");
   }
   return std::string(reinterpret_cast<const char*>(blob.data() + 6), len);
 }
@@ -360,7 +386,8 @@ Result<KeyStore::Opened> KeyStore::Decrypt(std::span<const uint8_t> blob,
   std::lock_guard<std::mutex> lock(mu_);
   MS_ASSIGN_OR_RETURN(const Entry* e, Find(id));
   if (e->meta.state != "Enabled") {
-    return KmsError(ErrorCode::kPermissionDenied, "invalid-state", e->meta.arn + " is pending deletion.");
+    return KmsError(ErrorCode::kPermissionDenied, "invalid-state",
+                    e->meta.arn + " is pending deletion.");
   }
   MS_ASSIGN_OR_RETURN(SecretBuffer material, Material(*e));
   Bytes aad = CanonicalContext(context);

@@ -79,7 +79,7 @@ class KeyStore {
   };
   KeyStore() = default;
   Status Load();
-  Status Save() const;  // caller holds mu_
+  Status Save() const;                                          // caller holds mu_
   Result<const Entry*> Find(const std::string& key_ref) const;  // caller holds mu_
   Result<SecretBuffer> Material(const Entry& e) const;
 
@@ -88,7 +88,7 @@ class KeyStore {
   std::string account_;
   SecretBuffer master_;
   mutable std::mutex mu_;
-  std::map<std::string, Entry> keys_;            // by key id
+  std::map<std::string, Entry> keys_;           // by key id
   std::map<std::string, std::string> aliases_;  // alias name -> key id
 };
 

@@ -22,10 +22,14 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-const std::vector<std::string> kBaseOps = {"StringEquals",     "StringNotEquals",
-                                           "StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase",
-                                           "StringLike",       "StringNotLike",
-                                           "Bool",             "Null"};
+const std::vector<std::string> kBaseOps = {"StringEquals",
+                                           "StringNotEquals",
+                                           "StringEqualsIgnoreCase",
+                                           "StringNotEqualsIgnoreCase",
+                                           "StringLike",
+                                           "StringNotLike",
+                                           "Bool",
+                                           "Null"};
 
 bool IsNegated(const std::string& base) {
   return base == "StringNotEquals" || base == "StringNotEqualsIgnoreCase" ||
@@ -80,11 +84,11 @@ Result<Condition> ParseOperator(const std::string& op, const std::string& where)
 Result<Statement> ParseStatement(const json& s, size_t index) {
   const std::string where = "statement " + std::to_string(index + 1);
   if (!s.is_object()) return Malformed(where + " is not an object");
-  static const std::vector<std::string> kKnown = {"Sid",      "Effect",      "Principal",
-                                                  "Action",   "NotAction",   "Resource",
-                                                  "NotResource", "Condition"};
+  static const std::vector<std::string> kKnown = {
+      "Sid", "Effect", "Principal", "Action", "NotAction", "Resource", "NotResource", "Condition"};
   for (auto it = s.begin(); it != s.end(); ++it) {
-    if (it.key() == "NotPrincipal") return Malformed(where + ": NotPrincipal is not supported in key policies");
+    if (it.key() == "NotPrincipal")
+      return Malformed(where + ": NotPrincipal is not supported in key policies");
     if (std::find(kKnown.begin(), kKnown.end(), it.key()) == kKnown.end()) {
       return Malformed(where + ": unknown element \"" + it.key() + "\"");
     }
@@ -107,31 +111,37 @@ Result<Statement> ParseStatement(const json& s, size_t index) {
     st.any_principal = true;
   } else if (p.is_object()) {
     for (auto it = p.begin(); it != p.end(); ++it) {
-      if (it.key() != "AWS") return Malformed(where + ": principal type \"" + it.key() + "\" is not supported");
+      if (it.key() != "AWS")
+        return Malformed(where + ": principal type \"" + it.key() + "\" is not supported");
       MS_ASSIGN_OR_RETURN(auto arns, StringList(it.value(), where + ": Principal.AWS"));
       for (auto& a : arns) {
         if (a == "*") st.any_principal = true;
         st.principals.push_back(a);
       }
     }
-    if (!st.any_principal && st.principals.empty()) return Malformed(where + ": Principal is empty");
+    if (!st.any_principal && st.principals.empty())
+      return Malformed(where + ": Principal is empty");
   } else {
     return Malformed(where + ": Principal must be \"*\" or an object");
   }
 
   const bool has_action = s.contains("Action"), has_not_action = s.contains("NotAction");
-  if (has_action == has_not_action) return Malformed(where + ": exactly one of Action and NotAction is required");
+  if (has_action == has_not_action)
+    return Malformed(where + ": exactly one of Action and NotAction is required");
   st.not_action = has_not_action;
-  MS_ASSIGN_OR_RETURN(st.actions, StringList(s[has_action ? "Action" : "NotAction"], where + ": Action"));
+  MS_ASSIGN_OR_RETURN(st.actions,
+                      StringList(s[has_action ? "Action" : "NotAction"], where + ": Action"));
   for (const auto& a : st.actions) {
     if (a != "*" && Lower(a).rfind("kms:", 0) != 0) {
       return Malformed(where + ": action \"" + a + "\" is not a kms: action");
     }
   }
   const bool has_res = s.contains("Resource"), has_not_res = s.contains("NotResource");
-  if (has_res == has_not_res) return Malformed(where + ": exactly one of Resource and NotResource is required");
+  if (has_res == has_not_res)
+    return Malformed(where + ": exactly one of Resource and NotResource is required");
   st.not_resource = has_not_res;
-  MS_ASSIGN_OR_RETURN(st.resources, StringList(s[has_res ? "Resource" : "NotResource"], where + ": Resource"));
+  MS_ASSIGN_OR_RETURN(st.resources,
+                      StringList(s[has_res ? "Resource" : "NotResource"], where + ": Resource"));
 
   if (s.contains("Condition")) {
     const json& c = s["Condition"];
@@ -144,11 +154,13 @@ Result<Statement> ParseStatement(const json& s, size_t index) {
       for (auto k = op.value().begin(); k != op.value().end(); ++k) {
         Condition cond = proto;
         cond.key = k.key();
-        MS_ASSIGN_OR_RETURN(cond.values, StringList(k.value(), where + ": condition key \"" + k.key() + "\""));
+        MS_ASSIGN_OR_RETURN(cond.values,
+                            StringList(k.value(), where + ": condition key \"" + k.key() + "\""));
         if (cond.base_op == "Bool" || cond.base_op == "Null") {
           for (const auto& v : cond.values) {
             if (Lower(v) != "true" && Lower(v) != "false") {
-              return Malformed(where + ": " + cond.base_op + " values must be \"true\" or \"false\"");
+              return Malformed(where + ": " + cond.base_op +
+                               " values must be \"true\" or \"false\"");
             }
           }
         }
@@ -159,12 +171,14 @@ Result<Statement> ParseStatement(const json& s, size_t index) {
   return st;
 }
 
-bool MatchValue(const std::string& base, const std::string& policy_value, const std::string& value) {
+bool MatchValue(const std::string& base, const std::string& policy_value,
+                const std::string& value) {
   if (base == "StringEquals" || base == "StringNotEquals") return policy_value == value;
   if (base == "StringEqualsIgnoreCase" || base == "StringNotEqualsIgnoreCase") {
     return Lower(policy_value) == Lower(value);
   }
-  if (base == "StringLike" || base == "StringNotLike") return WildcardMatch(policy_value, value, false);
+  if (base == "StringLike" || base == "StringNotLike")
+    return WildcardMatch(policy_value, value, false);
   if (base == "Bool") return Lower(policy_value) == Lower(value);
   return false;
 }
@@ -204,9 +218,11 @@ bool EvaluateCondition(const Condition& c, const RequestContext& r, ConditionTra
   }
   switch (c.set) {
     case Condition::Set::kAnyValue:
-      return std::any_of(values->begin(), values->end(), [&](const auto& v) { return MatchOne(c, v); });
+      return std::any_of(values->begin(), values->end(),
+                         [&](const auto& v) { return MatchOne(c, v); });
     case Condition::Set::kAllValues:
-      return std::all_of(values->begin(), values->end(), [&](const auto& v) { return MatchOne(c, v); });
+      return std::all_of(values->begin(), values->end(),
+                         [&](const auto& v) { return MatchOne(c, v); });
     case Condition::Set::kNone:
       // A single-valued key: AWS compares its one value.
       return MatchOne(c, values->front());
@@ -247,7 +263,8 @@ bool WildcardMatch(std::string_view pattern, std::string_view text, bool ignore_
   };
   size_t p = 0, t = 0, star = std::string_view::npos, mark = 0;
   while (t < text.size()) {
-    if (p < pattern.size() && (pattern[p] == '?' || (pattern[p] != '*' && eq(pattern[p], text[t])))) {
+    if (p < pattern.size() &&
+        (pattern[p] == '?' || (pattern[p] != '*' && eq(pattern[p], text[t])))) {
       ++p;
       ++t;
     } else if (p < pattern.size() && pattern[p] == '*') {
@@ -315,9 +332,11 @@ std::string PolicyToJson(const Policy& policy, bool pretty) {
     if (s.principals.empty()) {
       j["Principal"] = "*";
     } else {
-      j["Principal"] = {{"AWS", s.principals.size() == 1 ? json(s.principals[0]) : json(s.principals)}};
+      j["Principal"] = {
+          {"AWS", s.principals.size() == 1 ? json(s.principals[0]) : json(s.principals)}};
     }
-    j[s.not_action ? "NotAction" : "Action"] = s.actions.size() == 1 ? json(s.actions[0]) : json(s.actions);
+    j[s.not_action ? "NotAction" : "Action"] =
+        s.actions.size() == 1 ? json(s.actions[0]) : json(s.actions);
     j[s.not_resource ? "NotResource" : "Resource"] =
         s.resources.size() == 1 ? json(s.resources[0]) : json(s.resources);
     if (!s.conditions.empty()) {

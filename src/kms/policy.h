@@ -32,11 +32,11 @@ namespace modelseal::kms {
 inline constexpr size_t kMaxPolicyBytes = 32 * 1024;
 
 struct Condition {
-  std::string op;          // as written, e.g. "ForAnyValue:StringEqualsIfExists"
-  std::string base_op;     // "StringEquals"
+  std::string op;       // as written, e.g. "ForAnyValue:StringEqualsIfExists"
+  std::string base_op;  // "StringEquals"
   bool if_exists = false;
   enum class Set { kNone, kAnyValue, kAllValues } set = Set::kNone;
-  std::string key;         // as written
+  std::string key;  // as written
   std::vector<std::string> values;
 };
 

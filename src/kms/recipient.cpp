@@ -30,7 +30,8 @@ Result<X509Ptr> CarrierCertificate(EVP_PKEY* key) {
       X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
                                  reinterpret_cast<const unsigned char*>("kms recipient"), -1, -1,
                                  0) != 1 ||
-      X509_set_issuer_name(x.get(), name) != 1 || !X509_gmtime_adj(X509_getm_notBefore(x.get()), 0) ||
+      X509_set_issuer_name(x.get(), name) != 1 ||
+      !X509_gmtime_adj(X509_getm_notBefore(x.get()), 0) ||
       !X509_gmtime_adj(X509_getm_notAfter(x.get()), 60)) {
     return OpenSslError("kms", "recipient carrier certificate");
   }
@@ -40,9 +41,10 @@ Result<X509Ptr> CarrierCertificate(EVP_PKEY* key) {
     return OpenSslError("kms", "recipient key identifier");
   }
   std::unique_ptr<ASN1_OCTET_STRING, decltype(&ASN1_OCTET_STRING_free)> ski(ASN1_OCTET_STRING_new(),
-                                                                           ASN1_OCTET_STRING_free);
+                                                                            ASN1_OCTET_STRING_free);
   if (!ski || ASN1_OCTET_STRING_set(ski.get(), md, static_cast<int>(len)) != 1 ||
-      X509_add1_ext_i2d(x.get(), NID_subject_key_identifier, ski.get(), 0, X509V3_ADD_DEFAULT) != 1) {
+      X509_add1_ext_i2d(x.get(), NID_subject_key_identifier, ski.get(), 0, X509V3_ADD_DEFAULT) !=
+          1) {
     return OpenSslError("kms", "recipient key identifier");
   }
   // OpenSSL encodes (and so caches the extensions of) only a signed certificate;
@@ -74,7 +76,8 @@ Result<Bytes> EnvelopeForRecipient(std::span<const uint8_t> spki_der,
   const unsigned flags = CMS_BINARY | CMS_STREAM | CMS_PARTIAL | CMS_USE_KEYID;
   CmsPtr cms(CMS_encrypt(nullptr, nullptr, EVP_aes_256_cbc(), flags));
   if (!cms) return OpenSslError("kms", "CMS_encrypt");
-  CMS_RecipientInfo* ri = CMS_add1_recipient_cert(cms.get(), carrier.get(), CMS_KEY_PARAM | CMS_USE_KEYID);
+  CMS_RecipientInfo* ri =
+      CMS_add1_recipient_cert(cms.get(), carrier.get(), CMS_KEY_PARAM | CMS_USE_KEYID);
   if (ri == nullptr) return OpenSslError("kms", "CMS recipient");
   EVP_PKEY_CTX* pctx = CMS_RecipientInfo_get0_pkey_ctx(ri);
   if (pctx == nullptr || EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
@@ -90,13 +93,15 @@ Result<Bytes> EnvelopeForRecipient(std::span<const uint8_t> spki_der,
   }
   BUF_MEM* mem = nullptr;
   BIO_get_mem_ptr(out.get(), &mem);
-  return Bytes(reinterpret_cast<uint8_t*>(mem->data), reinterpret_cast<uint8_t*>(mem->data) + mem->length);
+  return Bytes(reinterpret_cast<uint8_t*>(mem->data),
+               reinterpret_cast<uint8_t*>(mem->data) + mem->length);
 }
 
 Result<SecretBuffer> OpenEnvelope(std::span<const uint8_t> cms_bytes, EVP_PKEY* private_key) {
   BioPtr in(BIO_new_mem_buf(cms_bytes.data(), static_cast<int>(cms_bytes.size())));
   CmsPtr cms(in ? d2i_CMS_bio(in.get(), nullptr) : nullptr);
-  if (!cms) return OpenSslError("kms", "CiphertextForRecipient is not CMS", ErrorCode::kInvalidArgument);
+  if (!cms)
+    return OpenSslError("kms", "CiphertextForRecipient is not CMS", ErrorCode::kInvalidArgument);
   if (OBJ_obj2nid(CMS_get0_type(cms.get())) != NID_pkcs7_enveloped) {
     return MakeError(ErrorCode::kInvalidArgument, "kms", "cms-decrypt",
                      "CiphertextForRecipient is not an EnvelopedData");

@@ -24,7 +24,8 @@ Error Denied(const std::string& type, const std::string& message) {
 }
 
 std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s;
 }
 
@@ -50,7 +51,8 @@ std::optional<std::chrono::system_clock::time_point> ParseAmzDate(const std::str
 
 }  // namespace
 
-Result<std::string> VerifySigV4(const InboundRequest& req, const std::vector<ServiceCredential>& creds,
+Result<std::string> VerifySigV4(const InboundRequest& req,
+                                const std::vector<ServiceCredential>& creds,
                                 std::chrono::system_clock::time_point now) {
   std::string auth, amz_date;
   for (const auto& [k, v] : req.headers) {
@@ -69,20 +71,25 @@ Result<std::string> VerifySigV4(const InboundRequest& req, const std::vector<Ser
     if (p.rfind("Signature=", 0) == 0) signature = p.substr(10);
   }
   const auto scope = Split(credential, '/');  // AKID/date/region/service/aws4_request
-  if (scope.size() != 5 || signed_headers.empty() || signature.empty() || scope[4] != "aws4_request") {
-    return Denied("IncompleteSignatureException", "Authorization header requires Credential, SignedHeaders and Signature");
+  if (scope.size() != 5 || signed_headers.empty() || signature.empty() ||
+      scope[4] != "aws4_request") {
+    return Denied("IncompleteSignatureException",
+                  "Authorization header requires Credential, SignedHeaders and Signature");
   }
   const ServiceCredential* cred = nullptr;
   for (const auto& c : creds) {
     if (c.access_key_id == scope[0]) cred = &c;
   }
   if (cred == nullptr) {
-    return Denied("UnrecognizedClientException", "The security token included in the request is invalid.");
+    return Denied("UnrecognizedClientException",
+                  "The security token included in the request is invalid.");
   }
   const auto when = ParseAmzDate(amz_date);
   if (!when) return Denied("IncompleteSignatureException", "X-Amz-Date is missing or malformed");
   if (*when < now - std::chrono::minutes(15) || *when > now + std::chrono::minutes(15)) {
-    return Denied("InvalidSignatureException", "Signature expired: " + amz_date + " is now earlier or later than 15 minutes from the server time.");
+    return Denied("InvalidSignatureException",
+                  "Signature expired: " + amz_date +
+                      " is now earlier or later than 15 minutes from the server time.");
   }
   aws::SignableRequest sr;
   sr.method = req.method;
@@ -90,7 +97,8 @@ Result<std::string> VerifySigV4(const InboundRequest& req, const std::vector<Ser
   for (const auto& kv : Split(req.query, '&')) {
     if (kv.empty()) continue;
     const size_t eq = kv.find('=');
-    sr.query.emplace_back(aws::UriDecode(kv.substr(0, eq)), eq == std::string::npos ? "" : aws::UriDecode(kv.substr(eq + 1)));
+    sr.query.emplace_back(aws::UriDecode(kv.substr(0, eq)),
+                          eq == std::string::npos ? "" : aws::UriDecode(kv.substr(eq + 1)));
   }
   for (const auto& name : Split(signed_headers, ';')) {
     bool found = false;
@@ -100,7 +108,8 @@ Result<std::string> VerifySigV4(const InboundRequest& req, const std::vector<Ser
         found = true;
       }
     }
-    if (!found) return Denied("IncompleteSignatureException", "Signed header " + name + " is missing");
+    if (!found)
+      return Denied("IncompleteSignatureException", "Signed header " + name + " is missing");
   }
   auto creds_obj = aws::Credentials::Make(cred->access_key_id, cred->secret_access_key);
   aws::SigningParams params;
@@ -108,7 +117,8 @@ Result<std::string> VerifySigV4(const InboundRequest& req, const std::vector<Ser
   params.service = scope[3];
   params.time = *when;
   params.add_content_sha256 = false;
-  const std::string payload = aws::Sha256Hex(std::span(reinterpret_cast<const uint8_t*>(req.body.data()), req.body.size()));
+  const std::string payload =
+      aws::Sha256Hex(std::span(reinterpret_cast<const uint8_t*>(req.body.data()), req.body.size()));
   aws::SignHeaders(sr, *creds_obj, params, payload);
   std::string expected;
   for (const auto& [k, v] : sr.headers) {
@@ -127,46 +137,56 @@ struct KeyServer::Impl {
   httplib::Server http;
 };
 
-Result<std::unique_ptr<KeyServer>> KeyServer::Start(KeyService& service, const ServerConfig& config) {
+Result<std::unique_ptr<KeyServer>> KeyServer::Start(KeyService& service,
+                                                    const ServerConfig& config) {
   std::unique_ptr<KeyServer> s(new KeyServer());
   s->impl_ = std::make_unique<Impl>();
   auto& http = s->impl_->http;
   http.set_payload_max_length(config.max_body);
   http.set_tcp_nodelay(true);  // no 40 ms Nagle/delayed-ACK stalls on small replies
   const auto creds = config.credentials;
-  auto reply_error = [](httplib::Response& res, int status, const std::string& type, const std::string& msg) {
+  auto reply_error = [](httplib::Response& res, int status, const std::string& type,
+                        const std::string& msg) {
     res.status = status;
     res.set_header("x-amzn-ErrorType", type);
     res.set_content(json{{"__type", type}, {"message", msg}}.dump(), "application/x-amz-json-1.1");
   };
-  http.Post("/", [&service, creds, reply_error](const httplib::Request& req, httplib::Response& res) {
-    const std::string target = req.get_header_value("X-Amz-Target");
-    const std::string prefix = "TrentService.";
-    if (target.rfind(prefix, 0) != 0) {
-      return reply_error(res, 400, "UnknownOperationException", "X-Amz-Target must name a TrentService operation");
-    }
-    InboundRequest in;
-    in.method = req.method;
-    in.path = req.path;
-    const size_t q = req.target.find('?');
-    in.query = q == std::string::npos ? "" : req.target.substr(q + 1);
-    for (const auto& [k, v] : req.headers) in.headers.emplace_back(k, v);
-    in.body = req.body;
-    auto principal = VerifySigV4(in, creds, std::chrono::system_clock::now());
-    if (!principal.ok()) return reply_error(res, 400, principal.error().reason, principal.error().message);
-    const ServiceReply r = service.Handle(target.substr(prefix.size()), req.body, *principal);
-    res.status = r.status;
-    if (r.status != 200) {
-      const json j = json::parse(r.body, nullptr, false);
-      if (j.is_object() && j.contains("__type")) res.set_header("x-amzn-ErrorType", j["__type"].get<std::string>());
-    }
-    res.set_content(r.body, "application/x-amz-json-1.1");
-  });
+  http.Post(
+      "/", [&service, creds, reply_error](const httplib::Request& req, httplib::Response& res) {
+        const std::string target = req.get_header_value("X-Amz-Target");
+        const std::string prefix = "TrentService.";
+        if (target.rfind(prefix, 0) != 0) {
+          return reply_error(res, 400, "UnknownOperationException",
+                             "X-Amz-Target must name a TrentService operation");
+        }
+        InboundRequest in;
+        in.method = req.method;
+        in.path = req.path;
+        const size_t q = req.target.find('?');
+        in.query = q == std::string::npos ? "" : req.target.substr(q + 1);
+        for (const auto& [k, v] : req.headers) in.headers.emplace_back(k, v);
+        in.body = req.body;
+        auto principal = VerifySigV4(in, creds, std::chrono::system_clock::now());
+        if (!principal.ok())
+          return reply_error(res, 400, principal.error().reason, principal.error().message);
+        const ServiceReply r = service.Handle(target.substr(prefix.size()), req.body, *principal);
+        res.status = r.status;
+        if (r.status != 200) {
+          const json j = json::parse(r.body, nullptr, false);
+          if (j.is_object() && j.contains("__type"))
+            res.set_header("x-amzn-ErrorType", j["__type"].get<std::string>());
+        }
+        res.set_content(r.body, "application/x-amz-json-1.1");
+      });
   http.set_error_handler([reply_error](const httplib::Request&, httplib::Response& res) {
-    if (res.status == 413) reply_error(res, 413, "RequestEntityTooLargeException", "The request body is too large");
-    if (res.status == 404) reply_error(res, 404, "UnknownOperationException", "Only POST / is served");
+    if (res.status == 413)
+      reply_error(res, 413, "RequestEntityTooLargeException", "The request body is too large");
+    if (res.status == 404)
+      reply_error(res, 404, "UnknownOperationException", "Only POST / is served");
   });
-  const int port = config.port == 0 ? http.bind_to_any_port(config.host) : (http.bind_to_port(config.host, config.port) ? config.port : -1);
+  const int port = config.port == 0
+                       ? http.bind_to_any_port(config.host)
+                       : (http.bind_to_port(config.host, config.port) ? config.port : -1);
   if (port <= 0) {
     return MakeError(ErrorCode::kUnavailable, "kms", "bind",
                      "cannot listen on " + config.host + ":" + std::to_string(config.port));
@@ -199,17 +219,20 @@ Result<std::vector<ServiceCredential>> LoadCredentials(const std::string& path) 
   }
   std::ifstream f(path);
   const json doc = json::parse(f, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object() || !doc.contains("credentials") || !doc["credentials"].is_array()) {
-    return MakeError(ErrorCode::kInvalidArgument, "kms", "bad-credentials",
-                     path + " must hold {\"credentials\": [{access_key_id, secret_access_key, principal_arn}]}");
+  if (doc.is_discarded() || !doc.is_object() || !doc.contains("credentials") ||
+      !doc["credentials"].is_array()) {
+    return MakeError(
+        ErrorCode::kInvalidArgument, "kms", "bad-credentials",
+        path + " must hold {\"credentials\": [{access_key_id, secret_access_key, principal_arn}]}");
   }
   std::vector<ServiceCredential> out;
   for (const auto& c : doc["credentials"]) {
     if (!c.is_object() || !c.contains("access_key_id") || !c.contains("secret_access_key") ||
-        !c.contains("principal_arn") || !c["access_key_id"].is_string() || !c["secret_access_key"].is_string() ||
-        !c["principal_arn"].is_string()) {
-      return MakeError(ErrorCode::kInvalidArgument, "kms", "bad-credentials",
-                       path + ": each credential needs access_key_id, secret_access_key and principal_arn");
+        !c.contains("principal_arn") || !c["access_key_id"].is_string() ||
+        !c["secret_access_key"].is_string() || !c["principal_arn"].is_string()) {
+      return MakeError(
+          ErrorCode::kInvalidArgument, "kms", "bad-credentials",
+          path + ": each credential needs access_key_id, secret_access_key and principal_arn");
     }
     out.push_back({c["access_key_id"].get<std::string>(), c["secret_access_key"].get<std::string>(),
                    c["principal_arn"].get<std::string>()});

@@ -44,7 +44,8 @@ struct InboundRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
 };
-Result<std::string> VerifySigV4(const InboundRequest& req, const std::vector<ServiceCredential>& creds,
+Result<std::string> VerifySigV4(const InboundRequest& req,
+                                const std::vector<ServiceCredential>& creds,
                                 std::chrono::system_clock::time_point now);
 
 class KeyServer {

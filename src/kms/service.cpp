@@ -54,7 +54,9 @@ Error ToAws(const Error& e) {
   return Aws(it == kMap.end() ? "KMSInternalException" : it->second, e.message);
 }
 
-double EpochSeconds(uint64_t ms) { return static_cast<double>(ms) / 1000.0; }
+double EpochSeconds(uint64_t ms) {
+  return static_cast<double>(ms) / 1000.0;
+}
 
 json KeyMetadataJson(const KeyMetadata& m, const std::string& account) {
   json j = {{"AWSAccountId", account},
@@ -88,8 +90,9 @@ Result<std::optional<std::string>> OptString(const json& req, const char* name) 
 Result<std::string> String(const json& req, const char* name) {
   MS_ASSIGN_OR_RETURN(auto v, OptString(req, name));
   if (!v || v->empty()) {
-    return Aws("ValidationException", std::string("1 validation error detected: Value null at '") + name +
-                                          "' failed to satisfy constraint: Member must not be null");
+    return Aws("ValidationException",
+               std::string("1 validation error detected: Value null at '") + name +
+                   "' failed to satisfy constraint: Member must not be null");
   }
   return *v;
 }
@@ -97,11 +100,13 @@ Result<std::string> String(const json& req, const char* name) {
 Result<Bytes> Blob(const json& req, const char* name, size_t max) {
   MS_ASSIGN_OR_RETURN(std::string text, String(req, name));
   auto b = Base64Decode(text);
-  if (!b) return Aws("SerializationException", std::string("Field ") + name + " is not valid base64");
+  if (!b)
+    return Aws("SerializationException", std::string("Field ") + name + " is not valid base64");
   if (b->empty() || b->size() > max) {
-    return Aws("ValidationException", std::string("1 validation error detected: Value at '") + name +
-                                          "' failed to satisfy constraint: Member must have length between 1 and " +
-                                          std::to_string(max));
+    return Aws("ValidationException",
+               std::string("1 validation error detected: Value at '") + name +
+                   "' failed to satisfy constraint: Member must have length between 1 and " +
+                   std::to_string(max));
   }
   return *b;
 }
@@ -110,7 +115,8 @@ Result<EncryptionContext> Context(const json& req) {
   EncryptionContext ctx;
   if (!req.contains("EncryptionContext") || req["EncryptionContext"].is_null()) return ctx;
   const json& c = req["EncryptionContext"];
-  if (!c.is_object()) return Aws("SerializationException", "EncryptionContext must be a map of strings");
+  if (!c.is_object())
+    return Aws("SerializationException", "EncryptionContext must be a map of strings");
   for (auto it = c.begin(); it != c.end(); ++it) {
     if (!it.value().is_string()) {
       return Aws("SerializationException", "EncryptionContext values must be strings");
@@ -125,7 +131,8 @@ Result<std::pair<size_t, size_t>> Page(const json& req, size_t total) {
   size_t limit = 100;
   size_t start = 0;
   if (req.contains("Limit")) {
-    if (!req["Limit"].is_number_integer() || req["Limit"].get<int64_t>() < 1 || req["Limit"].get<int64_t>() > 1000) {
+    if (!req["Limit"].is_number_integer() || req["Limit"].get<int64_t>() < 1 ||
+        req["Limit"].get<int64_t>() > 1000) {
       return Aws("ValidationException", "Limit must be an integer between 1 and 1000");
     }
     limit = req["Limit"].get<size_t>();
@@ -168,7 +175,8 @@ KeyService::KeyService(std::unique_ptr<KeyStore> store, ServiceConfig config)
   if (auto aws = attest::AwsRoot(); aws.ok()) roots_.push_back(*aws);
   for (const auto& r : config_.extra_roots) roots_.push_back(r);
   if (!config_.audit_log_path.empty()) {
-    audit_fd_ = ::open(config_.audit_log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    audit_fd_ =
+        ::open(config_.audit_log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   }
 }
 
@@ -207,7 +215,8 @@ namespace {
 Result<std::optional<Bytes>> CheckRecipient(KeyService::Call& call,
                                             const std::vector<attest::TrustedRoot>& roots,
                                             std::shared_ptr<attest::ChainCache> cache) {
-  if (!call.req.contains("Recipient") || call.req["Recipient"].is_null()) return std::optional<Bytes>();
+  if (!call.req.contains("Recipient") || call.req["Recipient"].is_null())
+    return std::optional<Bytes>();
   const json& r = call.req["Recipient"];
   if (!r.is_object()) return Aws("SerializationException", "Recipient must be an object");
   MS_ASSIGN_OR_RETURN(auto alg, OptString(r, "KeyEncryptionAlgorithm"));
@@ -252,7 +261,8 @@ RequestContext MakeContext(const KeyService::Call& call, const std::string& key_
   if (call.attestation) {
     const bool tpm = call.attestation->kind == attest::DocumentKind::kNitroTpm;
     for (const auto& [i, v] : call.attestation->pcrs) {
-      r.keys[std::string("kms:RecipientAttestation:") + (tpm ? "NitroTPMPCR" : "PCR") + std::to_string(i)] = {ToHex(v)};
+      r.keys[std::string("kms:RecipientAttestation:") + (tpm ? "NitroTPMPCR" : "PCR") +
+             std::to_string(i)] = {ToHex(v)};
     }
     if (!tpm && call.attestation->pcrs.count(0)) {
       r.keys["kms:RecipientAttestation:ImageSha384"] = {ToHex(call.attestation->pcrs.at(0))};
@@ -264,16 +274,18 @@ RequestContext MakeContext(const KeyService::Call& call, const std::string& key_
 }  // namespace
 
 // Evaluates the key's policy for the call; records the decision.
-static Status Authorize(KeyService::Call& call, const KeyMetadata& key, const EncryptionContext& ctx) {
+static Status Authorize(KeyService::Call& call, const KeyMetadata& key,
+                        const EncryptionContext& ctx) {
   call.key_arn = key.arn;
   MS_ASSIGN_OR_RETURN(Policy policy, ParsePolicy(key.policy));
   const Decision d = Evaluate(policy, MakeContext(call, key.arn, ctx));
-  call.statement = d.statement ? std::to_string(*d.statement + 1) + (d.sid.empty() ? "" : " " + d.sid) : "";
+  call.statement =
+      d.statement ? std::to_string(*d.statement + 1) + (d.sid.empty() ? "" : " " + d.sid) : "";
   call.decision = d.allowed() ? "allow" : "deny";
   if (!d.allowed()) {
-    return Aws("AccessDeniedException", "User: " + call.principal + " is not authorized to perform: kms:" +
-                                            call.operation + " on resource: " + key.arn + " because " +
-                                            d.Describe());
+    return Aws("AccessDeniedException",
+               "User: " + call.principal + " is not authorized to perform: kms:" + call.operation +
+                   " on resource: " + key.arn + " because " + d.Describe());
   }
   return Ok{};
 }
@@ -283,7 +295,8 @@ namespace {
 using Handler = Result<json> (*)(KeyService& svc, KeyService::Call& call,
                                  const std::vector<attest::TrustedRoot>& roots);
 
-Result<json> CreateKey(KeyService& svc, KeyService::Call& call, const std::vector<attest::TrustedRoot>&) {
+Result<json> CreateKey(KeyService& svc, KeyService::Call& call,
+                       const std::vector<attest::TrustedRoot>&) {
   MS_ASSIGN_OR_RETURN(auto policy, OptString(call.req, "Policy"));
   MS_ASSIGN_OR_RETURN(auto desc, OptString(call.req, "Description"));
   MS_ASSIGN_OR_RETURN(auto usage, OptString(call.req, "KeyUsage"));
@@ -295,7 +308,8 @@ Result<json> CreateKey(KeyService& svc, KeyService::Call& call, const std::vecto
   if ((spec && *spec != "SYMMETRIC_DEFAULT") || (cmk_spec && *cmk_spec != "SYMMETRIC_DEFAULT")) {
     return Aws("UnsupportedOperationException", "Only KeySpec SYMMETRIC_DEFAULT is supported");
   }
-  if (desc && desc->size() > 8192) return Aws("ValidationException", "Description is longer than 8192 characters");
+  if (desc && desc->size() > 8192)
+    return Aws("ValidationException", "Description is longer than 8192 characters");
   const std::string text = policy ? *policy : KeyService::DefaultPolicy(svc.store().account());
   if (auto p = ParsePolicy(text); !p.ok()) return ToAws(p.error());
   auto key = svc.store().CreateKey(desc.value_or(""), text);
@@ -311,14 +325,16 @@ Result<KeyMetadata> ResolveKey(KeyService& svc, const std::string& ref) {
   return *key;
 }
 
-Result<json> DescribeKey(KeyService& svc, KeyService::Call& call, const std::vector<attest::TrustedRoot>&) {
+Result<json> DescribeKey(KeyService& svc, KeyService::Call& call,
+                         const std::vector<attest::TrustedRoot>&) {
   MS_ASSIGN_OR_RETURN(std::string ref, String(call.req, "KeyId"));
   MS_ASSIGN_OR_RETURN(KeyMetadata key, ResolveKey(svc, ref));
   MS_RETURN_IF_ERROR(Authorize(call, key, {}));
   return json{{"KeyMetadata", KeyMetadataJson(key, svc.store().account())}};
 }
 
-Result<json> ListKeys(KeyService& svc, KeyService::Call& call, const std::vector<attest::TrustedRoot>&) {
+Result<json> ListKeys(KeyService& svc, KeyService::Call& call,
+                      const std::vector<attest::TrustedRoot>&) {
   const auto keys = svc.store().List();
   MS_ASSIGN_OR_RETURN(auto page, Page(call.req, keys.size()));
   json out = {{"Keys", json::array()}, {"Truncated", page.second < keys.size()}};
@@ -330,7 +346,8 @@ Result<json> ListKeys(KeyService& svc, KeyService::Call& call, const std::vector
   return out;
 }
 
-Result<json> CreateAlias(KeyService& svc, KeyService::Call& call, const std::vector<attest::TrustedRoot>&) {
+Result<json> CreateAlias(KeyService& svc, KeyService::Call& call,
+                         const std::vector<attest::TrustedRoot>&) {
   MS_ASSIGN_OR_RETURN(std::string alias, String(call.req, "AliasName"));
   MS_ASSIGN_OR_RETURN(std::string target, String(call.req, "TargetKeyId"));
   MS_ASSIGN_OR_RETURN(KeyMetadata key, ResolveKey(svc, target));
@@ -339,7 +356,8 @@ Result<json> CreateAlias(KeyService& svc, KeyService::Call& call, const std::vec
   return json::object();
 }
 
-Result<json> ListAliases(KeyService& svc, KeyService::Call& call, const std::vector<attest::TrustedRoot>&) {
+Result<json> ListAliases(KeyService& svc, KeyService::Call& call,
+                         const std::vector<attest::TrustedRoot>&) {
   MS_ASSIGN_OR_RETURN(auto filter, OptString(call.req, "KeyId"));
   std::vector<std::pair<std::string, std::string>> all;
   std::string filter_id;
@@ -352,10 +370,12 @@ Result<json> ListAliases(KeyService& svc, KeyService::Call& call, const std::vec
   }
   MS_ASSIGN_OR_RETURN(auto page, Page(call.req, all.size()));
   json out = {{"Aliases", json::array()}, {"Truncated", page.second < all.size()}};
-  const std::string prefix = "arn:aws:kms:" + svc.store().region() + ":" + svc.store().account() + ":";
+  const std::string prefix =
+      "arn:aws:kms:" + svc.store().region() + ":" + svc.store().account() + ":";
   for (size_t i = page.first; i < page.second; ++i) {
-    out["Aliases"].push_back(
-        {{"AliasName", all[i].first}, {"AliasArn", prefix + all[i].first}, {"TargetKeyId", all[i].second}});
+    out["Aliases"].push_back({{"AliasName", all[i].first},
+                              {"AliasArn", prefix + all[i].first},
+                              {"TargetKeyId", all[i].second}});
   }
   if (page.second < all.size()) out["NextMarker"] = std::to_string(page.second);
   call.decision = "allow";
@@ -364,7 +384,8 @@ Result<json> ListAliases(KeyService& svc, KeyService::Call& call, const std::vec
 
 // Puts `plaintext` into the reply: as CiphertextForRecipient when the request was
 // attested, otherwise as Plaintext.
-Status ReleasePlaintext(json& out, const SecretBuffer& plaintext, const std::optional<Bytes>& recipient) {
+Status ReleasePlaintext(json& out, const SecretBuffer& plaintext,
+                        const std::optional<Bytes>& recipient) {
   if (recipient) {
     auto env = EnvelopeForRecipient(*recipient, plaintext.span());
     if (!env.ok()) return Aws("ValidationException", env.error().message);
@@ -382,14 +403,16 @@ Result<json> GenerateDataKey(KeyService& svc, KeyService::Call& call,
   MS_ASSIGN_OR_RETURN(auto spec, OptString(call.req, "KeySpec"));
   size_t bytes = 0;
   if (call.req.contains("NumberOfBytes")) {
-    if (!call.req["NumberOfBytes"].is_number_integer() || call.req["NumberOfBytes"].get<int64_t>() < 1 ||
+    if (!call.req["NumberOfBytes"].is_number_integer() ||
+        call.req["NumberOfBytes"].get<int64_t>() < 1 ||
         call.req["NumberOfBytes"].get<int64_t>() > 1024) {
       return Aws("ValidationException", "NumberOfBytes must be an integer between 1 and 1024");
     }
     bytes = call.req["NumberOfBytes"].get<size_t>();
   }
   if (spec) {
-    if (bytes) return Aws("ValidationException", "Specify either KeySpec or NumberOfBytes, not both");
+    if (bytes)
+      return Aws("ValidationException", "Specify either KeySpec or NumberOfBytes, not both");
     if (*spec == "AES_256") {
       bytes = 32;
     } else if (*spec == "AES_128") {
@@ -412,7 +435,8 @@ Result<json> GenerateDataKey(KeyService& svc, KeyService::Call& call,
   return out;
 }
 
-Result<json> Encrypt(KeyService& svc, KeyService::Call& call, const std::vector<attest::TrustedRoot>&) {
+Result<json> Encrypt(KeyService& svc, KeyService::Call& call,
+                     const std::vector<attest::TrustedRoot>&) {
   MS_ASSIGN_OR_RETURN(std::string ref, String(call.req, "KeyId"));
   MS_ASSIGN_OR_RETURN(Bytes plain, Blob(call.req, "Plaintext", 4096));
   MS_ASSIGN_OR_RETURN(EncryptionContext ctx, Context(call.req));
@@ -421,10 +445,13 @@ Result<json> Encrypt(KeyService& svc, KeyService::Call& call, const std::vector<
   auto blob = svc.store().Encrypt(key.key_id, plain, ctx);
   OPENSSL_cleanse(plain.data(), plain.size());
   if (!blob.ok()) return ToAws(blob.error());
-  return json{{"KeyId", key.arn}, {"CiphertextBlob", Base64Encode(*blob)}, {"EncryptionAlgorithm", "SYMMETRIC_DEFAULT"}};
+  return json{{"KeyId", key.arn},
+              {"CiphertextBlob", Base64Encode(*blob)},
+              {"EncryptionAlgorithm", "SYMMETRIC_DEFAULT"}};
 }
 
-Result<json> Decrypt(KeyService& svc, KeyService::Call& call, const std::vector<attest::TrustedRoot>& roots) {
+Result<json> Decrypt(KeyService& svc, KeyService::Call& call,
+                     const std::vector<attest::TrustedRoot>& roots) {
   MS_ASSIGN_OR_RETURN(Bytes blob, Blob(call.req, "CiphertextBlob", 6144));
   MS_ASSIGN_OR_RETURN(EncryptionContext ctx, Context(call.req));
   MS_ASSIGN_OR_RETURN(auto given_key, OptString(call.req, "KeyId"));
@@ -435,7 +462,9 @@ Result<json> Decrypt(KeyService& svc, KeyService::Call& call, const std::vector<
   if (given_key) {
     MS_ASSIGN_OR_RETURN(KeyMetadata named, ResolveKey(svc, *given_key));
     if (named.key_id != key.key_id) {
-      return Aws("IncorrectKeyException", "The key ID in the request does not identify a KMS key that can perform this operation.");
+      return Aws(
+          "IncorrectKeyException",
+          "The key ID in the request does not identify a KMS key that can perform this operation.");
     }
   }
   MS_ASSIGN_OR_RETURN(auto recipient, CheckRecipient(call, roots, svc.chain_cache()));
@@ -450,20 +479,24 @@ Result<json> Decrypt(KeyService& svc, KeyService::Call& call, const std::vector<
   return out;
 }
 
-Result<json> GetKeyPolicy(KeyService& svc, KeyService::Call& call, const std::vector<attest::TrustedRoot>&) {
+Result<json> GetKeyPolicy(KeyService& svc, KeyService::Call& call,
+                          const std::vector<attest::TrustedRoot>&) {
   MS_ASSIGN_OR_RETURN(std::string ref, String(call.req, "KeyId"));
   MS_ASSIGN_OR_RETURN(auto name, OptString(call.req, "PolicyName"));
   MS_ASSIGN_OR_RETURN(KeyMetadata key, ResolveKey(svc, ref));
   MS_RETURN_IF_ERROR(Authorize(call, key, {}));
-  if (name && *name != "default") return Aws("NotFoundException", "Policy " + *name + " does not exist");
+  if (name && *name != "default")
+    return Aws("NotFoundException", "Policy " + *name + " does not exist");
   return json{{"Policy", key.policy}, {"PolicyName", "default"}};
 }
 
-Result<json> PutKeyPolicy(KeyService& svc, KeyService::Call& call, const std::vector<attest::TrustedRoot>&) {
+Result<json> PutKeyPolicy(KeyService& svc, KeyService::Call& call,
+                          const std::vector<attest::TrustedRoot>&) {
   MS_ASSIGN_OR_RETURN(std::string ref, String(call.req, "KeyId"));
   MS_ASSIGN_OR_RETURN(std::string text, String(call.req, "Policy"));
   MS_ASSIGN_OR_RETURN(auto name, OptString(call.req, "PolicyName"));
-  if (name && *name != "default") return Aws("ValidationException", "PolicyName must be \"default\"");
+  if (name && *name != "default")
+    return Aws("ValidationException", "PolicyName must be \"default\"");
   MS_ASSIGN_OR_RETURN(KeyMetadata key, ResolveKey(svc, ref));
   MS_RETURN_IF_ERROR(Authorize(call, key, {}));
   auto policy = ParsePolicy(text);
@@ -477,7 +510,8 @@ Result<json> PutKeyPolicy(KeyService& svc, KeyService::Call& call, const std::ve
   return json::object();
 }
 
-Result<json> ScheduleKeyDeletion(KeyService& svc, KeyService::Call& call, const std::vector<attest::TrustedRoot>&) {
+Result<json> ScheduleKeyDeletion(KeyService& svc, KeyService::Call& call,
+                                 const std::vector<attest::TrustedRoot>&) {
   MS_ASSIGN_OR_RETURN(std::string ref, String(call.req, "KeyId"));
   int days = 30;
   if (call.req.contains("PendingWindowInDays")) {
@@ -498,11 +532,16 @@ Result<json> ScheduleKeyDeletion(KeyService& svc, KeyService::Call& call, const 
 
 const std::map<std::string, Handler>& Handlers() {
   static const std::map<std::string, Handler> kHandlers = {
-      {"CreateKey", CreateKey},       {"DescribeKey", DescribeKey},
-      {"ListKeys", ListKeys},         {"CreateAlias", CreateAlias},
-      {"ListAliases", ListAliases},   {"GenerateDataKey", GenerateDataKey},
-      {"Encrypt", Encrypt},           {"Decrypt", Decrypt},
-      {"GetKeyPolicy", GetKeyPolicy}, {"PutKeyPolicy", PutKeyPolicy},
+      {"CreateKey", CreateKey},
+      {"DescribeKey", DescribeKey},
+      {"ListKeys", ListKeys},
+      {"CreateAlias", CreateAlias},
+      {"ListAliases", ListAliases},
+      {"GenerateDataKey", GenerateDataKey},
+      {"Encrypt", Encrypt},
+      {"Decrypt", Decrypt},
+      {"GetKeyPolicy", GetKeyPolicy},
+      {"PutKeyPolicy", PutKeyPolicy},
       {"ScheduleKeyDeletion", ScheduleKeyDeletion},
   };
   return kHandlers;

@@ -182,7 +182,8 @@ TEST_F(DevDocTest, ChainCacheKeepsEveryOtherCheck) {
   const Bytes doc = Issue();
   ASSERT_TRUE(VerifyAttestationDocument(doc, o).verified);
   ASSERT_TRUE(VerifyAttestationDocument(Issue(), o).verified);  // cache hit
-  const Bytes tampered = Tamper(doc, [](cbor::Value& m) { Field(m, "module_id")->text = "i-evil"; });
+  const Bytes tampered =
+      Tamper(doc, [](cbor::Value& m) { Field(m, "module_id")->text = "i-evil"; });
   auto r = VerifyAttestationDocument(tampered, o);
   EXPECT_FALSE(r.verified);
   EXPECT_EQ(Check(r, "signature").outcome, CheckOutcome::kFailed);
@@ -191,7 +192,8 @@ TEST_F(DevDocTest, ChainCacheKeepsEveryOtherCheck) {
   EXPECT_EQ(Check(VerifyAttestationDocument(doc, late), "validity").outcome, CheckOutcome::kFailed);
   VerifyOptions aws_only;
   aws_only.chain_cache = cache;  // same cache, other roots: no hit
-  EXPECT_EQ(Check(VerifyAttestationDocument(doc, aws_only), "chain").outcome, CheckOutcome::kFailed);
+  EXPECT_EQ(Check(VerifyAttestationDocument(doc, aws_only), "chain").outcome,
+            CheckOutcome::kFailed);
   auto foreign = other_->Issue(FakePcrs(), {});
   ASSERT_TRUE(foreign.ok());
   EXPECT_EQ(Check(VerifyAttestationDocument(*foreign, o), "chain").outcome, CheckOutcome::kFailed);

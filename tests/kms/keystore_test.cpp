@@ -15,7 +15,8 @@ class KeyStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = (std::filesystem::temp_directory_path() /
-            ("ms-ks-" + std::to_string(getpid()) + "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+            ("ms-ks-" + std::to_string(getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name()))
                .string();
     std::filesystem::remove_all(dir_);
   }
@@ -44,8 +45,9 @@ TEST_F(KeyStoreTest, CreateDescribeAliasPersist) {
   ASSERT_EQ(stat((dir_ + "/master.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   auto ks = OpenStore();
-  for (const std::string& ref : {id, "arn:aws:kms:eu-west-1:111122223333:key/" + id, std::string("alias/models"),
-                                std::string("arn:aws:kms:eu-west-1:111122223333:alias/models")}) {
+  for (const std::string& ref :
+       {id, "arn:aws:kms:eu-west-1:111122223333:key/" + id, std::string("alias/models"),
+        std::string("arn:aws:kms:eu-west-1:111122223333:alias/models")}) {
     auto d = ks->Describe(ref);
     ASSERT_TRUE(d.ok()) << ref;
     EXPECT_EQ(d->key_id, id);

@@ -17,13 +17,17 @@ std::string AttestedPolicy() {
       {"Sid": "OwnerAdmin", "Effect": "Allow",
        "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"},
       {"Sid": "AttestedDecrypt", "Effect": "Allow",
-       "Principal": {"AWS": ")" + std::string(kConsumer) + R"("},
+       "Principal": {"AWS": ")" +
+         std::string(kConsumer) + R"("},
        "Action": "kms:Decrypt", "Resource": "*",
        "Condition": {"StringEqualsIgnoreCase": {
-          "kms:RecipientAttestation:NitroTPMPCR4": ")" + kPcr4 + R"(",
-          "kms:RecipientAttestation:NitroTPMPCR7": ")" + kPcr7 + R"("}}},
+          "kms:RecipientAttestation:NitroTPMPCR4": ")" +
+         kPcr4 + R"(",
+          "kms:RecipientAttestation:NitroTPMPCR7": ")" +
+         kPcr7 + R"("}}},
       {"Sid": "DenyWithoutAttestation", "Effect": "Deny",
-       "Principal": {"AWS": ")" + std::string(kConsumer) + R"("},
+       "Principal": {"AWS": ")" +
+         std::string(kConsumer) + R"("},
        "Action": "kms:Decrypt", "Resource": "*",
        "Condition": {"Null": {"kms:RecipientAttestation:NitroTPMPCR4": "true"}}}
     ]})";
@@ -55,7 +59,8 @@ TEST(Policy, AttestedDecryptMatrix) {
   EXPECT_EQ(missing.sid, "DenyWithoutAttestation");
 
   // Condition keys are case-insensitive; the owner account root covers its principals.
-  auto lower = Evaluate(*p, Decrypt({{"KMS:recipientattestation:nitrotpmpcr4", {kPcr4}}, {pcr7, {kPcr7}}}));
+  auto lower =
+      Evaluate(*p, Decrypt({{"KMS:recipientattestation:nitrotpmpcr4", {kPcr4}}, {pcr7, {kPcr7}}}));
   EXPECT_TRUE(lower.allowed());
   RequestContext owner{"arn:aws:iam::111122223333:user/alice", "kms:PutKeyPolicy", kKeyArn, {}};
   EXPECT_TRUE(Evaluate(*p, owner).allowed());
@@ -76,36 +81,52 @@ TEST(Policy, ExplicitDenyWins) {
 
 TEST(Policy, OperatorsIfExistsAndSets) {
   auto eval = [](const std::string& cond, std::map<std::string, std::vector<std::string>> keys) {
-    auto p = ParsePolicy(R"({"Statement": {"Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt",
-                              "Resource": "*", "Condition": )" + cond + "}}");
+    auto p =
+        ParsePolicy(R"({"Statement": {"Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt",
+                              "Resource": "*", "Condition": )" +
+                    cond + "}}");
     EXPECT_TRUE(p.ok()) << (p.ok() ? "" : p.error().message);
     if (!p.ok()) return false;
     return Evaluate(*p, {kConsumer, "kms:Decrypt", kKeyArn, std::move(keys)}).allowed();
   };
   const std::string ctx = "kms:EncryptionContext:model";
-  EXPECT_TRUE(eval(R"({"StringEquals": {"kms:EncryptionContext:model": ["a", "b"]}})", {{ctx, {"b"}}}));
+  EXPECT_TRUE(
+      eval(R"({"StringEquals": {"kms:EncryptionContext:model": ["a", "b"]}})", {{ctx, {"b"}}}));
   EXPECT_FALSE(eval(R"({"StringEquals": {"kms:EncryptionContext:model": "a"}})", {{ctx, {"A"}}}));
-  EXPECT_TRUE(eval(R"({"StringEqualsIgnoreCase": {"kms:EncryptionContext:model": "a"}})", {{ctx, {"A"}}}));
+  EXPECT_TRUE(
+      eval(R"({"StringEqualsIgnoreCase": {"kms:EncryptionContext:model": "a"}})", {{ctx, {"A"}}}));
   EXPECT_FALSE(eval(R"({"StringEquals": {"kms:EncryptionContext:model": "a"}})", {}));
   // Negated operators: NOR over values; a missing key makes them true.
-  EXPECT_FALSE(eval(R"({"StringNotEquals": {"kms:EncryptionContext:model": ["a", "b"]}})", {{ctx, {"a"}}}));
-  EXPECT_TRUE(eval(R"({"StringNotEquals": {"kms:EncryptionContext:model": ["a", "b"]}})", {{ctx, {"c"}}}));
+  EXPECT_FALSE(
+      eval(R"({"StringNotEquals": {"kms:EncryptionContext:model": ["a", "b"]}})", {{ctx, {"a"}}}));
+  EXPECT_TRUE(
+      eval(R"({"StringNotEquals": {"kms:EncryptionContext:model": ["a", "b"]}})", {{ctx, {"c"}}}));
   EXPECT_TRUE(eval(R"({"StringNotEquals": {"kms:EncryptionContext:model": "a"}})", {}));
-  EXPECT_TRUE(eval(R"({"StringLike": {"kms:EncryptionContext:model": "llama-*-q?"}})", {{ctx, {"llama-7b-q4"}}}));
-  EXPECT_FALSE(eval(R"({"StringNotLike": {"kms:EncryptionContext:model": "llama-*"}})", {{ctx, {"llama-7b"}}}));
+  EXPECT_TRUE(eval(R"({"StringLike": {"kms:EncryptionContext:model": "llama-*-q?"}})",
+                   {{ctx, {"llama-7b-q4"}}}));
+  EXPECT_FALSE(eval(R"({"StringNotLike": {"kms:EncryptionContext:model": "llama-*"}})",
+                    {{ctx, {"llama-7b"}}}));
   EXPECT_TRUE(eval(R"({"StringEqualsIfExists": {"kms:EncryptionContext:model": "a"}})", {}));
-  EXPECT_FALSE(eval(R"({"StringEqualsIfExists": {"kms:EncryptionContext:model": "a"}})", {{ctx, {"b"}}}));
-  EXPECT_TRUE(eval(R"({"Bool": {"aws:SecureTransport": "true"}})", {{"aws:SecureTransport", {"TRUE"}}}));
+  EXPECT_FALSE(
+      eval(R"({"StringEqualsIfExists": {"kms:EncryptionContext:model": "a"}})", {{ctx, {"b"}}}));
+  EXPECT_TRUE(
+      eval(R"({"Bool": {"aws:SecureTransport": "true"}})", {{"aws:SecureTransport", {"TRUE"}}}));
   EXPECT_TRUE(eval(R"({"Null": {"kms:EncryptionContext:model": "false"}})", {{ctx, {"x"}}}));
   EXPECT_FALSE(eval(R"({"Null": {"kms:EncryptionContext:model": "false"}})", {}));
   const std::string keys = "kms:EncryptionContextKeys";
-  EXPECT_TRUE(eval(R"({"ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": "model"}})", {{keys, {"owner", "model"}}}));
+  EXPECT_TRUE(eval(R"({"ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": "model"}})",
+                   {{keys, {"owner", "model"}}}));
   EXPECT_FALSE(eval(R"({"ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": "model"}})", {}));
-  EXPECT_FALSE(eval(R"({"ForAllValues:StringEquals": {"kms:EncryptionContextKeys": "model"}})", {{keys, {"owner", "model"}}}));
-  EXPECT_TRUE(eval(R"({"ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["model", "owner"]}})", {{keys, {"owner", "model"}}}));
+  EXPECT_FALSE(eval(R"({"ForAllValues:StringEquals": {"kms:EncryptionContextKeys": "model"}})",
+                    {{keys, {"owner", "model"}}}));
+  EXPECT_TRUE(
+      eval(R"({"ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["model", "owner"]}})",
+           {{keys, {"owner", "model"}}}));
   EXPECT_TRUE(eval(R"({"ForAllValues:StringEquals": {"kms:EncryptionContextKeys": "model"}})", {}));
   // Several keys under one operator, and several operators: AND.
-  EXPECT_FALSE(eval(R"({"StringEquals": {"kms:EncryptionContext:model": "a"}, "Bool": {"aws:SecureTransport": "true"}})", {{ctx, {"a"}}}));
+  EXPECT_FALSE(eval(
+      R"({"StringEquals": {"kms:EncryptionContext:model": "a"}, "Bool": {"aws:SecureTransport": "true"}})",
+      {{ctx, {"a"}}}));
 }
 
 TEST(Policy, MalformedPoliciesAreNamed) {
@@ -120,13 +141,16 @@ TEST(Policy, MalformedPoliciesAreNamed) {
       {R"({"Version": "2020-01-01", "Statement": {}})", "Version must be"},
       {R"({"Statement": {"Effect": "Maybe", "Principal": "*", "Action": "kms:*", "Resource": "*"}})",
        "statement 1: Effect must be"},
-      {R"({"Statement": {"Effect": "Allow", "Action": "kms:*", "Resource": "*"}})", "statement 1: Principal is required"},
+      {R"({"Statement": {"Effect": "Allow", "Action": "kms:*", "Resource": "*"}})",
+       "statement 1: Principal is required"},
       {R"({"Statement": {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "*"}})",
        "is not a kms: action"},
       {R"({"Statement": {"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*",
-           "Condition": {"NumericEquals": {"a": "1"}}}})", "unsupported condition operator \"NumericEquals\""},
+           "Condition": {"NumericEquals": {"a": "1"}}}})",
+       "unsupported condition operator \"NumericEquals\""},
       {R"({"Statement": {"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*",
-           "Condition": {"StringEquals": {"a": 5}}}})", "must be a string or a list of strings"},
+           "Condition": {"StringEquals": {"a": 5}}}})",
+       "must be a string or a list of strings"},
       {R"({"Statement": {"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*", "Colour": 1}})",
        "unknown element \"Colour\""},
   };
@@ -136,8 +160,9 @@ TEST(Policy, MalformedPoliciesAreNamed) {
     EXPECT_EQ(p.error().reason, "malformed-policy");
     EXPECT_NE(p.error().message.find(c.message), std::string::npos) << p.error().message;
   }
-  std::string big = R"({"Statement": {"Sid": ")" + std::string(33000, 'x') +
-                    R"(", "Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*"}})";
+  std::string big =
+      R"({"Statement": {"Sid": ")" + std::string(33000, 'x') +
+      R"(", "Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*"}})";
   auto p = ParsePolicy(big);
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.error().message.find("the limit is 32768"), std::string::npos);

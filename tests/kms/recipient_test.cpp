@@ -67,10 +67,12 @@ TEST(Recipient, OpenSslCliOpensItWithTheExpectedAlgorithms) {
   ASSERT_TRUE(env.ok());
   std::ofstream(dir / "env.der", std::ios::binary)
       .write(reinterpret_cast<const char*>(env->data()), static_cast<std::streamsize>(env->size()));
-  const std::string plain = RunCommand("openssl cms -decrypt -inform DER -in " + (dir / "env.der").string() +
-                                " -inkey " + (dir / "key.pem").string() + " -binary 2>&1");
+  const std::string plain =
+      RunCommand("openssl cms -decrypt -inform DER -in " + (dir / "env.der").string() + " -inkey " +
+                 (dir / "key.pem").string() + " -binary 2>&1");
   EXPECT_EQ(Bytes(plain.begin(), plain.end()), data_key) << plain;
-  const std::string dump = RunCommand("openssl cms -cmsout -print -inform DER -in " + (dir / "env.der").string());
+  const std::string dump =
+      RunCommand("openssl cms -cmsout -print -inform DER -in " + (dir / "env.der").string());
   EXPECT_NE(dump.find("aes-256-cbc"), std::string::npos) << dump;
   EXPECT_NE(dump.find("rsaesOaep"), std::string::npos) << dump;
   EXPECT_NE(dump.find("sha256"), std::string::npos) << dump;

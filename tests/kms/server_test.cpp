@@ -66,7 +66,8 @@ TEST_F(ServerTest, ClientRoundTripAndAttestedDecrypt) {
   ASSERT_EQ(dk->plaintext.size(), 32u);
   auto plain = client->Decrypt(dk->ciphertext, {{"model", "tiny"}});
   ASSERT_TRUE(plain.ok()) << plain.error().ToString();
-  EXPECT_EQ(Bytes(plain->data(), plain->data() + 32), Bytes(dk->plaintext.data(), dk->plaintext.data() + 32));
+  EXPECT_EQ(Bytes(plain->data(), plain->data() + 32),
+            Bytes(dk->plaintext.data(), dk->plaintext.data() + 32));
 
   auto attest = [&](std::span<const uint8_t> spki) {
     attest::DocumentRequest req;
@@ -75,7 +76,8 @@ TEST_F(ServerTest, ClientRoundTripAndAttestedDecrypt) {
   };
   auto released = client->DecryptForRecipient(dk->ciphertext, {{"model", "tiny"}}, attest);
   ASSERT_TRUE(released.ok()) << released.error().ToString();
-  EXPECT_EQ(Bytes(released->data(), released->data() + 32), Bytes(dk->plaintext.data(), dk->plaintext.data() + 32));
+  EXPECT_EQ(Bytes(released->data(), released->data() + 32),
+            Bytes(dk->plaintext.data(), dk->plaintext.data() + 32));
 
   auto wrong_ctx = client->Decrypt(dk->ciphertext, {{"model", "other"}});
   ASSERT_FALSE(wrong_ctx.ok());
@@ -89,7 +91,8 @@ TEST_F(ServerTest, SigV4FailuresAreRefused) {
   auto unknown = Client("AKIDNOBODY", "x")->Call("ListKeys", json::object());
   ASSERT_FALSE(unknown.ok());
   EXPECT_EQ(unknown.error().reason, "UnrecognizedClientException");
-  auto big = Client("AKIDOWNER", "owner-secret")->Call("CreateKey", {{"Description", std::string(100000, 'x')}});
+  auto big = Client("AKIDOWNER", "owner-secret")
+                 ->Call("CreateKey", {{"Description", std::string(100000, 'x')}});
   ASSERT_FALSE(big.ok());
   EXPECT_NE(big.error().message.find("413"), std::string::npos) << big.error().message;
   EXPECT_TRUE(service_->store().List().empty());
@@ -108,8 +111,9 @@ TEST(VerifySigV4, TamperAndClockSkew) {
     p.service = "kms";
     p.time = t;
     p.add_content_sha256 = false;
-    aws::SignHeaders(sr, *aws::Credentials::Make("AKID", "secret"), p,
-                     aws::Sha256Hex(std::span(reinterpret_cast<const uint8_t*>(body.data()), body.size())));
+    aws::SignHeaders(
+        sr, *aws::Credentials::Make("AKID", "secret"), p,
+        aws::Sha256Hex(std::span(reinterpret_cast<const uint8_t*>(body.data()), body.size())));
     return InboundRequest{"POST", "/", "", sr.headers, body};
   };
   EXPECT_EQ(*VerifySigV4(sign(now, "{}"), creds, now), "arn:aws:iam::1:user/a");

@@ -21,13 +21,16 @@ using nlohmann::json;
 const std::string kOwner = "arn:aws:iam::111122223333:user/owner";
 const std::string kConsumer = "arn:aws:iam::444455556666:role/consumer";
 
-Bytes Pcr(uint8_t fill) { return Bytes(48, fill); }
+Bytes Pcr(uint8_t fill) {
+  return Bytes(48, fill);
+}
 
 class ServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = std::filesystem::temp_directory_path() /
-           ("ms-svc-" + std::to_string(getpid()) + "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+           ("ms-svc-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
     auto dev = attest::DevAuthority::Open((dir_ / "state").string());
     ASSERT_TRUE(dev.ok()) << dev.error().ToString();
@@ -42,7 +45,8 @@ class ServiceTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::unique_ptr<KeyService> MakeService(bool trust_dev) {
-    auto store = KeyStore::Open((dir_ / (trust_dev ? "keys" : "keys")).string(), "eu-west-1", "111122223333");
+    auto store = KeyStore::Open((dir_ / (trust_dev ? "keys" : "keys")).string(), "eu-west-1",
+                                "111122223333");
     EXPECT_TRUE(store.ok());
     ServiceConfig cfg;
     if (trust_dev) cfg.extra_roots.push_back(dev_->root());
@@ -50,7 +54,8 @@ class ServiceTest : public ::testing::Test {
     return std::make_unique<KeyService>(std::move(*store), cfg);
   }
 
-  json Call(KeyService& svc, const std::string& op, const json& body, const std::string& who, int want = 200) {
+  json Call(KeyService& svc, const std::string& op, const json& body, const std::string& who,
+            int want = 200) {
     const ServiceReply r = svc.Handle(op, body.dump(), who);
     EXPECT_EQ(r.status, want) << op << ": " << r.body;
     return json::parse(r.body);
@@ -72,15 +77,26 @@ class ServiceTest : public ::testing::Test {
     json policy = {
         {"Version", "2012-10-17"},
         {"Statement",
-         {{{"Sid", "Owner"}, {"Effect", "Allow"}, {"Principal", {{"AWS", "arn:aws:iam::111122223333:root"}}},
-           {"Action", "kms:*"}, {"Resource", "*"}},
-          {{"Sid", "AttestedDecrypt"}, {"Effect", "Allow"}, {"Principal", {{"AWS", kConsumer}}},
-           {"Action", "kms:Decrypt"}, {"Resource", "*"},
-           {"Condition", {{"StringEqualsIgnoreCase", {{"kms:RecipientAttestation:NitroTPMPCR4", ToHex(Pcr(0xaa))},
-                                                       {"kms:RecipientAttestation:NitroTPMPCR7", ToHex(Pcr(0xbb))}}},
-                          {"StringEquals", {{"kms:EncryptionContext:model", "tiny"}}}}}},
-          {{"Sid", "NoPlaintextToConsumer"}, {"Effect", "Deny"}, {"Principal", {{"AWS", kConsumer}}},
-           {"Action", "kms:Decrypt"}, {"Resource", "*"},
+         {{{"Sid", "Owner"},
+           {"Effect", "Allow"},
+           {"Principal", {{"AWS", "arn:aws:iam::111122223333:root"}}},
+           {"Action", "kms:*"},
+           {"Resource", "*"}},
+          {{"Sid", "AttestedDecrypt"},
+           {"Effect", "Allow"},
+           {"Principal", {{"AWS", kConsumer}}},
+           {"Action", "kms:Decrypt"},
+           {"Resource", "*"},
+           {"Condition",
+            {{"StringEqualsIgnoreCase",
+              {{"kms:RecipientAttestation:NitroTPMPCR4", ToHex(Pcr(0xaa))},
+               {"kms:RecipientAttestation:NitroTPMPCR7", ToHex(Pcr(0xbb))}}},
+             {"StringEquals", {{"kms:EncryptionContext:model", "tiny"}}}}}},
+          {{"Sid", "NoPlaintextToConsumer"},
+           {"Effect", "Deny"},
+           {"Principal", {{"AWS", kConsumer}}},
+           {"Action", "kms:Decrypt"},
+           {"Resource", "*"},
            {"Condition", {{"Null", {{"kms:RecipientAttestation:NitroTPMPCR4", "true"}}}}}}}}};
     Call(*service_, "PutKeyPolicy", {{"KeyId", id}, {"Policy", policy.dump()}}, kOwner);
     return id;
@@ -103,19 +119,24 @@ class ServiceTest : public ::testing::Test {
 
 TEST_F(ServiceTest, AttestedDecryptReleasesOnlyToTheRecipient) {
   const std::string id = AttestedKey();
-  json dk = Call(*service_, "GenerateDataKey", {{"KeyId", id}, {"KeySpec", "AES_256"},
-                                                 {"EncryptionContext", {{"model", "tiny"}}}}, kOwner);
+  json dk = Call(
+      *service_, "GenerateDataKey",
+      {{"KeyId", id}, {"KeySpec", "AES_256"}, {"EncryptionContext", {{"model", "tiny"}}}}, kOwner);
   const Bytes plaintext = *Base64Decode(dk["Plaintext"].get<std::string>());
   ASSERT_EQ(plaintext.size(), 32u);
 
-  json ok = Call(*service_, "Decrypt",
-                 {{"CiphertextBlob", dk["CiphertextBlob"]}, {"EncryptionContext", {{"model", "tiny"}}},
-                  {"Recipient", {{"KeyEncryptionAlgorithm", "RSAES_OAEP_SHA_256"},
-                                 {"AttestationDocument", Document({{4, Pcr(0xaa)}, {7, Pcr(0xbb)}, {15, Pcr(0)}})}}}},
-                 kConsumer);
+  json ok =
+      Call(*service_, "Decrypt",
+           {{"CiphertextBlob", dk["CiphertextBlob"]},
+            {"EncryptionContext", {{"model", "tiny"}}},
+            {"Recipient",
+             {{"KeyEncryptionAlgorithm", "RSAES_OAEP_SHA_256"},
+              {"AttestationDocument", Document({{4, Pcr(0xaa)}, {7, Pcr(0xbb)}, {15, Pcr(0)}})}}}},
+           kConsumer);
   EXPECT_FALSE(ok.contains("Plaintext"));
   ASSERT_TRUE(ok.contains("CiphertextForRecipient"));
-  auto opened = OpenEnvelope(*Base64Decode(ok["CiphertextForRecipient"].get<std::string>()), rsa_.get());
+  auto opened =
+      OpenEnvelope(*Base64Decode(ok["CiphertextForRecipient"].get<std::string>()), rsa_.get());
   ASSERT_TRUE(opened.ok()) << opened.error().ToString();
   EXPECT_EQ(Bytes(opened->data(), opened->data() + opened->size()), plaintext);
 
@@ -130,21 +151,26 @@ TEST_F(ServiceTest, AttestedDecryptReleasesOnlyToTheRecipient) {
   EXPECT_EQ(last["attestation"]["pcrs"]["4"], ToHex(Pcr(0xaa)));
   EXPECT_EQ(last["attestation"]["module_id"].get<std::string>().rfind("DEVELOPMENT-", 0), 0u);
   for (const auto& line : audit) {
-    EXPECT_EQ(line.dump().find(dk["Plaintext"].get<std::string>()), std::string::npos) << "key material in audit log";
+    EXPECT_EQ(line.dump().find(dk["Plaintext"].get<std::string>()), std::string::npos)
+        << "key material in audit log";
   }
 }
 
 TEST_F(ServiceTest, PolicyMatrixDeniesAndAudits) {
   const std::string id = AttestedKey();
-  json dk = Call(*service_, "GenerateDataKey", {{"KeyId", id}, {"NumberOfBytes", 32},
-                                                 {"EncryptionContext", {{"model", "tiny"}}}}, kOwner);
+  json dk = Call(*service_, "GenerateDataKey",
+                 {{"KeyId", id}, {"NumberOfBytes", 32}, {"EncryptionContext", {{"model", "tiny"}}}},
+                 kOwner);
   auto decrypt = [&](KeyService& svc, const json& extra, const std::string& who) {
-    json body = {{"CiphertextBlob", dk["CiphertextBlob"]}, {"EncryptionContext", {{"model", "tiny"}}}};
+    json body = {{"CiphertextBlob", dk["CiphertextBlob"]},
+                 {"EncryptionContext", {{"model", "tiny"}}}};
     if (extra.contains("Recipient")) body["Recipient"] = extra["Recipient"];
     return Call(svc, "Decrypt", body, who, 400);
   };
   auto recipient = [&](std::map<uint32_t, Bytes> pcrs) {
-    return json{{"Recipient", {{"KeyEncryptionAlgorithm", "RSAES_OAEP_SHA_256"}, {"AttestationDocument", Document(pcrs)}}}};
+    return json{{"Recipient",
+                 {{"KeyEncryptionAlgorithm", "RSAES_OAEP_SHA_256"},
+                  {"AttestationDocument", Document(pcrs)}}}};
   };
 
   // One wrong PCR: no statement allows it.
@@ -156,18 +182,22 @@ TEST_F(ServiceTest, PolicyMatrixDeniesAndAudits) {
   EXPECT_EQ(bare["__type"], "AccessDeniedException");
   EXPECT_NE(bare["message"].get<std::string>().find("explicit deny"), std::string::npos);
   // Encryption context that the policy does not allow.
-  json body = {{"CiphertextBlob", dk["CiphertextBlob"]}, {"EncryptionContext", {{"model", "other"}}}};
+  json body = {{"CiphertextBlob", dk["CiphertextBlob"]},
+               {"EncryptionContext", {{"model", "other"}}}};
   const json good = recipient({{4, Pcr(0xaa)}, {7, Pcr(0xbb)}});
   body["Recipient"] = good["Recipient"];
   EXPECT_EQ(Call(*service_, "Decrypt", body, kConsumer, 400)["__type"], "AccessDeniedException");
   // The owner with a context other than the one the blob was made under.
-  json mismatch = {{"CiphertextBlob", dk["CiphertextBlob"]}, {"EncryptionContext", {{"model", "other"}}}};
-  EXPECT_EQ(Call(*service_, "Decrypt", mismatch, kOwner, 400)["__type"], "InvalidCiphertextException");
+  json mismatch = {{"CiphertextBlob", dk["CiphertextBlob"]},
+                   {"EncryptionContext", {{"model", "other"}}}};
+  EXPECT_EQ(Call(*service_, "Decrypt", mismatch, kOwner, 400)["__type"],
+            "InvalidCiphertextException");
   // A development document at a service that does not trust the development root.
   auto strict = MakeService(false);
   json dev_doc = decrypt(*strict, recipient({{4, Pcr(0xaa)}, {7, Pcr(0xbb)}}), kConsumer);
   EXPECT_EQ(dev_doc["__type"], "AccessDeniedException");
-  EXPECT_NE(dev_doc["message"].get<std::string>().find("did not verify"), std::string::npos) << dev_doc;
+  EXPECT_NE(dev_doc["message"].get<std::string>().find("did not verify"), std::string::npos)
+      << dev_doc;
 
   int denies = 0;
   for (const auto& line : AuditLines()) {
@@ -180,10 +210,18 @@ TEST_F(ServiceTest, ExplicitDenyBeatsAllow) {
   json key = Call(*service_, "CreateKey", json::object(), kOwner);
   const std::string id = key["KeyMetadata"]["KeyId"];
   json policy = {{"Statement",
-                  {{{"Effect", "Allow"}, {"Principal", {{"AWS", "111122223333"}}}, {"Action", "kms:*"}, {"Resource", "*"}},
-                   {{"Sid", "NoEncrypt"}, {"Effect", "Deny"}, {"Principal", "*"}, {"Action", "kms:Encrypt"}, {"Resource", "*"}}}}};
+                  {{{"Effect", "Allow"},
+                    {"Principal", {{"AWS", "111122223333"}}},
+                    {"Action", "kms:*"},
+                    {"Resource", "*"}},
+                   {{"Sid", "NoEncrypt"},
+                    {"Effect", "Deny"},
+                    {"Principal", "*"},
+                    {"Action", "kms:Encrypt"},
+                    {"Resource", "*"}}}}};
   Call(*service_, "PutKeyPolicy", {{"KeyId", id}, {"Policy", policy.dump()}}, kOwner);
-  json r = Call(*service_, "Encrypt", {{"KeyId", id}, {"Plaintext", Base64Encode(Bytes{1, 2, 3})}}, kOwner, 400);
+  json r = Call(*service_, "Encrypt", {{"KeyId", id}, {"Plaintext", Base64Encode(Bytes{1, 2, 3})}},
+                kOwner, 400);
   EXPECT_EQ(r["__type"], "AccessDeniedException");
   EXPECT_NE(r["message"].get<std::string>().find("NoEncrypt"), std::string::npos);
 }
@@ -194,16 +232,22 @@ TEST_F(ServiceTest, OperationsAndTheirShapes) {
   EXPECT_EQ(key["KeyMetadata"]["KeyState"], "Enabled");
   EXPECT_EQ(key["KeyMetadata"]["AWSAccountId"], "111122223333");
   Call(*service_, "CreateAlias", {{"AliasName", "alias/tiny"}, {"TargetKeyId", id}}, kOwner);
-  EXPECT_EQ(Call(*service_, "DescribeKey", {{"KeyId", "alias/tiny"}}, kOwner)["KeyMetadata"]["KeyId"], id);
-  EXPECT_EQ(Call(*service_, "ListAliases", json::object(), kOwner)["Aliases"][0]["TargetKeyId"], id);
-  json enc = Call(*service_, "Encrypt", {{"KeyId", "alias/tiny"}, {"Plaintext", Base64Encode(Bytes{7, 8})}}, kOwner);
+  EXPECT_EQ(
+      Call(*service_, "DescribeKey", {{"KeyId", "alias/tiny"}}, kOwner)["KeyMetadata"]["KeyId"],
+      id);
+  EXPECT_EQ(Call(*service_, "ListAliases", json::object(), kOwner)["Aliases"][0]["TargetKeyId"],
+            id);
+  json enc = Call(*service_, "Encrypt",
+                  {{"KeyId", "alias/tiny"}, {"Plaintext", Base64Encode(Bytes{7, 8})}}, kOwner);
   json dec = Call(*service_, "Decrypt", {{"CiphertextBlob", enc["CiphertextBlob"]}}, kOwner);
   EXPECT_EQ(dec["Plaintext"], Base64Encode(Bytes{7, 8}));
   EXPECT_EQ(dec["KeyId"], key["KeyMetadata"]["Arn"]);
   json pol = Call(*service_, "GetKeyPolicy", {{"KeyId", id}}, kOwner);
-  EXPECT_NE(pol["Policy"].get<std::string>().find("arn:aws:iam::111122223333:root"), std::string::npos);
+  EXPECT_NE(pol["Policy"].get<std::string>().find("arn:aws:iam::111122223333:root"),
+            std::string::npos);
   // The key's own policy does not let a stranger use it.
-  EXPECT_EQ(Call(*service_, "DescribeKey", {{"KeyId", id}}, "arn:aws:iam::999999999999:user/eve", 400)["__type"],
+  EXPECT_EQ(Call(*service_, "DescribeKey", {{"KeyId", id}}, "arn:aws:iam::999999999999:user/eve",
+                 400)["__type"],
             "AccessDeniedException");
   for (int i = 0; i < 4; ++i) Call(*service_, "CreateKey", json::object(), kOwner);
   json page = Call(*service_, "ListKeys", {{"Limit", 2}}, kOwner);
@@ -212,9 +256,11 @@ TEST_F(ServiceTest, OperationsAndTheirShapes) {
   json rest = Call(*service_, "ListKeys", {{"Marker", page["NextMarker"]}}, kOwner);
   EXPECT_EQ(rest["Keys"].size(), 3u);
   EXPECT_FALSE(rest["Truncated"].get<bool>());
-  json del = Call(*service_, "ScheduleKeyDeletion", {{"KeyId", id}, {"PendingWindowInDays", 7}}, kOwner);
+  json del =
+      Call(*service_, "ScheduleKeyDeletion", {{"KeyId", id}, {"PendingWindowInDays", 7}}, kOwner);
   EXPECT_EQ(del["KeyState"], "PendingDeletion");
-  EXPECT_EQ(Call(*service_, "Decrypt", {{"CiphertextBlob", enc["CiphertextBlob"]}}, kOwner, 400)["__type"],
+  EXPECT_EQ(Call(*service_, "Decrypt", {{"CiphertextBlob", enc["CiphertextBlob"]}}, kOwner,
+                 400)["__type"],
             "KMSInvalidStateException");
 }
 
@@ -232,14 +278,21 @@ TEST_F(ServiceTest, BadInputGetsAwsErrorsAndChangesNothing) {
       {"DescribeKey", "{}", "ValidationException"},
       {"DescribeKey", R"({"KeyId": "no-such-key"})", "NotFoundException"},
       {"Encrypt", R"({"KeyId": ")" + id + R"(", "Plaintext": "***"})", "SerializationException"},
-      {"Encrypt", R"({"KeyId": ")" + id + R"(", "Plaintext": "AA==", "EncryptionContext": {"a": 1}})", "SerializationException"},
+      {"Encrypt",
+       R"({"KeyId": ")" + id + R"(", "Plaintext": "AA==", "EncryptionContext": {"a": 1}})",
+       "SerializationException"},
       {"Decrypt", R"({"CiphertextBlob": "AAAAAAAA"})", "InvalidCiphertextException"},
       {"GenerateDataKey", R"({"KeyId": ")" + id + R"("})", "ValidationException"},
-      {"GenerateDataKey", R"({"KeyId": ")" + id + R"(", "NumberOfBytes": 5000})", "ValidationException"},
-      {"PutKeyPolicy", R"({"KeyId": ")" + id + R"(", "Policy": "{\"Statement\": 3}"})", "MalformedPolicyDocumentException"},
-      {"PutKeyPolicy", R"({"KeyId": ")" + id + R"(", "Policy": ")" + std::string(40000, 'x') + R"("})", "MalformedPolicyDocumentException"},
-      {"PutKeyPolicy", R"({"KeyId": ")" + id +
-                           R"(", "Policy": "{\"Statement\": {\"Effect\": \"Allow\", \"Principal\": {\"AWS\": \"arn:aws:iam::1:root\"}, \"Action\": \"kms:*\", \"Resource\": \"*\"}}"})",
+      {"GenerateDataKey", R"({"KeyId": ")" + id + R"(", "NumberOfBytes": 5000})",
+       "ValidationException"},
+      {"PutKeyPolicy", R"({"KeyId": ")" + id + R"(", "Policy": "{\"Statement\": 3}"})",
+       "MalformedPolicyDocumentException"},
+      {"PutKeyPolicy",
+       R"({"KeyId": ")" + id + R"(", "Policy": ")" + std::string(40000, 'x') + R"("})",
+       "MalformedPolicyDocumentException"},
+      {"PutKeyPolicy",
+       R"({"KeyId": ")" + id +
+           R"(", "Policy": "{\"Statement\": {\"Effect\": \"Allow\", \"Principal\": {\"AWS\": \"arn:aws:iam::1:root\"}, \"Action\": \"kms:*\", \"Resource\": \"*\"}}"})",
        "MalformedPolicyDocumentException"},
       {"CreateKey", R"({"KeySpec": "RSA_2048"})", "UnsupportedOperationException"},
       {"ReEncrypt", "{}", "UnknownOperationException"},
