@@ -22,6 +22,8 @@
 // Failure modes: module "attest"; reasons are listed at each function.
 #pragma once
 
+#include <openssl/evp.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -91,18 +93,26 @@ struct TrustedRoot {
 // Remembers certificate chains that verified, keyed by the SHA-256 of the leaf,
 // every cabundle certificate and every trusted root, so a service that checks
 // many documents from the same machines verifies each chain's signatures once.
-// Only successful chain checks are kept (the chain check does not depend on the
-// time; validity is checked on every call). Bounded; thread-safe.
+// Only successful chain checks are kept, with the chain's validity window and the
+// leaf's decoded key (decoding an EC certificate is most of the cost of checking
+// a document); the chain check does not depend on the time, and validity and the
+// signature are still checked on every call. Bounded; thread-safe.
 class ChainCache {
  public:
+  struct Entry {
+    std::string root_name;
+    uint64_t not_before_ms = 0;  // the latest notBefore of leaf, cabundle and root
+    uint64_t not_after_ms = 0;   // the earliest notAfter
+    std::shared_ptr<EVP_PKEY> leaf_key;
+  };
   explicit ChainCache(size_t capacity = 4096) : capacity_(capacity) {}
-  std::optional<std::string> Find(const Bytes& key) const;
-  void Insert(const Bytes& key, const std::string& root_name);
+  std::optional<Entry> Find(const Bytes& key) const;
+  void Insert(const Bytes& key, Entry entry);
 
  private:
   size_t capacity_;
   mutable std::mutex mu_;
-  std::map<Bytes, std::string> entries_;
+  std::map<Bytes, Entry> entries_;
 };
 
 struct VerifyOptions {

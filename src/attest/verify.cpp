@@ -2,6 +2,7 @@
 #include <openssl/err.h>
 #include <openssl/x509_vfy.h>
 
+#include <algorithm>
 #include <ctime>
 
 #include "attest/internal.h"
@@ -119,10 +120,36 @@ std::string ValidityProblem(const Bytes& der, const char* what, uint64_t at_ms) 
   return {};
 }
 
-Status CheckSignature(const ParsedDocument& p) {
-  MS_ASSIGN_OR_RETURN(X509Ptr leaf, ParseDer(p.doc.certificate));
-  EVP_PKEY* key = X509_get0_pubkey(leaf.get());
+Result<std::shared_ptr<EVP_PKEY>> LeafKey(const AttestationDocument& d) {
+  MS_ASSIGN_OR_RETURN(X509Ptr leaf, ParseDer(d.certificate));
+  EVP_PKEY* key = X509_get_pubkey(leaf.get());  // a new reference
   if (key == nullptr) return OpenSslError("attest", "read the leaf public key");
+  return std::shared_ptr<EVP_PKEY>(key, EVP_PKEY_free);
+}
+
+// The window in which every certificate of the chain is valid.
+Result<std::pair<uint64_t, uint64_t>> ChainWindow(const AttestationDocument& d,
+                                                  const Bytes& root_der) {
+  uint64_t nb = 0, na = UINT64_MAX;
+  auto add = [&](const Bytes& der) -> Status {
+    MS_ASSIGN_OR_RETURN(CertificateInfo ci, DescribeCertificate(der));
+    nb = std::max(nb, ci.not_before_ms);
+    na = std::min(na, ci.not_after_ms);
+    return Ok{};
+  };
+  MS_RETURN_IF_ERROR(add(d.certificate));
+  for (const auto& c : d.cabundle) MS_RETURN_IF_ERROR(add(c));
+  MS_RETURN_IF_ERROR(add(root_der));
+  return std::make_pair(nb, na);
+}
+
+Status CheckSignature(const ParsedDocument& p, EVP_PKEY* cached_key) {
+  std::shared_ptr<EVP_PKEY> owned;
+  EVP_PKEY* key = cached_key;
+  if (key == nullptr) {
+    MS_ASSIGN_OR_RETURN(owned, LeafKey(p.doc));
+    key = owned.get();
+  }
   MS_ASSIGN_OR_RETURN(Bytes der_sig, RawSignatureToDer(p.signature));
   const Bytes tbs = CoseSigStructure(p.protected_header, p.payload);
   MdCtxPtr md(EVP_MD_CTX_new());
@@ -218,13 +245,30 @@ VerificationReport VerifyAttestationDocument(std::span<const uint8_t> data,
       roots.push_back(std::move(*aws));
     }
   }
+  std::optional<ChainCache::Entry> cached;
   if (!roots.empty()) {
     Bytes cache_key;
-    if (options.chain_cache) cache_key = ChainCacheKey(d, roots);
-    std::optional<std::string> cached;
-    if (options.chain_cache) cached = options.chain_cache->Find(cache_key);
-    Result<std::string> root = cached ? Result<std::string>(*cached) : CheckChain(d, roots);
-    if (options.chain_cache && !cached && root.ok()) options.chain_cache->Insert(cache_key, *root);
+    if (options.chain_cache) {
+      cache_key = ChainCacheKey(d, roots);
+      cached = options.chain_cache->Find(cache_key);
+    }
+    Result<std::string> root =
+        cached ? Result<std::string>(cached->root_name) : CheckChain(d, roots);
+    if (options.chain_cache && !cached && root.ok()) {
+      const TrustedRoot* tr = nullptr;
+      for (const auto& t : roots) {
+        if (t.name == *root) tr = &t;
+      }
+      auto window = tr ? ChainWindow(d, tr->der)
+                       : Result<std::pair<uint64_t, uint64_t>>(
+                             MakeError(ErrorCode::kInternal, "attest", "chain", "root"));
+      auto key = LeafKey(d);
+      if (window.ok() && key.ok()) {
+        ChainCache::Entry e{*root, window->first, window->second, *key};
+        options.chain_cache->Insert(cache_key, e);
+        cached = e;
+      }
+    }
     if (root.ok()) {
       r.root_name = *root;
       auto aws = AwsNitroRootDer();
@@ -241,21 +285,27 @@ VerificationReport VerifyAttestationDocument(std::span<const uint8_t> data,
     }
   }
 
-  std::string problem = ValidityProblem(d.certificate, "leaf certificate", r.at_ms);
-  for (size_t i = 0; problem.empty() && i < d.cabundle.size(); ++i) {
+  // A cached chain answers from its window; outside it (or uncached) every
+  // certificate is checked so the failure names the one at fault.
+  const bool in_cached_window =
+      cached && r.at_ms >= cached->not_before_ms && r.at_ms <= cached->not_after_ms;
+  std::string problem = in_cached_window
+                            ? std::string()
+                            : ValidityProblem(d.certificate, "leaf certificate", r.at_ms);
+  for (size_t i = 0; !in_cached_window && problem.empty() && i < d.cabundle.size(); ++i) {
     const std::string what = "cabundle[" + std::to_string(i) + "]";
     problem = ValidityProblem(d.cabundle[i], what.c_str(), r.at_ms);
   }
   // The trusted root the chain ended at, in case the cabundle did not carry it.
   for (const auto& tr : roots) {
-    if (problem.empty() && !r.root_name.empty() && tr.name == r.root_name) {
+    if (!in_cached_window && problem.empty() && !r.root_name.empty() && tr.name == r.root_name) {
       problem = ValidityProblem(tr.der, "trusted root", r.at_ms);
     }
   }
   Set(validity, problem.empty(),
       problem.empty() ? "every certificate is valid at " + FormatTimeMs(r.at_ms) : problem);
 
-  Status sig = CheckSignature(p);
+  Status sig = CheckSignature(p, cached ? cached->leaf_key.get() : nullptr);
   Set(signature, sig.ok(),
       sig.ok() ? "ES384 signature verifies with the leaf key" : sig.error().message);
 
@@ -292,17 +342,17 @@ VerificationReport VerifyAttestationDocument(std::span<const uint8_t> data,
   return r;
 }
 
-std::optional<std::string> ChainCache::Find(const Bytes& key) const {
+std::optional<ChainCache::Entry> ChainCache::Find(const Bytes& key) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(key);
   if (it == entries_.end()) return std::nullopt;
   return it->second;
 }
 
-void ChainCache::Insert(const Bytes& key, const std::string& root_name) {
+void ChainCache::Insert(const Bytes& key, Entry entry) {
   std::lock_guard<std::mutex> lock(mu_);
   if (entries_.size() >= capacity_) entries_.clear();  // simple bound; chains repeat
-  entries_[key] = root_name;
+  entries_[key] = std::move(entry);
 }
 
 }  // namespace modelseal::attest

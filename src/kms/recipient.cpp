@@ -48,8 +48,8 @@ Result<X509Ptr> CarrierCertificate(EVP_PKEY* key) {
     return OpenSslError("kms", "recipient key identifier");
   }
   // OpenSSL encodes (and so caches the extensions of) only a signed certificate;
-  // the signature is never checked, so a throwaway key signs it.
-  PkeyPtr signer(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+  // the signature is never checked, so a throwaway per-process key signs it.
+  static const PkeyPtr signer(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));  // per process
   if (!signer || X509_sign(x.get(), signer.get(), EVP_sha256()) == 0) {
     return OpenSslError("kms", "recipient carrier certificate");
   }
