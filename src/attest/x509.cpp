@@ -87,7 +87,9 @@ Bytes ToDer(X509* x) {
   return out;
 }
 
-Result<Bytes> AwsNitroRootDer() {
+namespace {
+
+Result<Bytes> DecodeAwsNitroRoot() {
   BioPtr b(BIO_new_mem_buf(kAwsRootPem, -1));
   X509Ptr x(PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr));
   if (!x) return OpenSslError("attest", "parse the built-in AWS Nitro root");
@@ -97,6 +99,15 @@ Result<Bytes> AwsNitroRootDer() {
                      "the built-in AWS Nitro root does not match its pinned SHA-256 fingerprint");
   }
   return der;
+}
+
+}  // namespace
+
+// Decoded and checked once: decoding a P-384 certificate costs as much as a
+// signature check, and the embedded bytes cannot change while the process runs.
+Result<Bytes> AwsNitroRootDer() {
+  static const Result<Bytes> root = DecodeAwsNitroRoot();
+  return root;
 }
 
 Result<TrustedRoot> AwsRoot() {
