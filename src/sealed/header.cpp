@@ -304,7 +304,7 @@ std::string ChunkName(uint64_t index, uint64_t count) {
 
 }  // namespace internal
 
-Result<Header> ReadHeaderUnauthenticated(const ByteSource& src) {
+Result<internal::RawHeader> internal::ReadRawHeader(const ByteSource& src) {
   using internal::kPreambleSize;
   const uint64_t size = src.size();
   uint8_t pre[kPreambleSize];
@@ -341,7 +341,14 @@ Result<Header> ReadHeaderUnauthenticated(const ByteSource& src) {
   }
   Bytes buf(header_size);
   MS_ASSIGN_OR_RETURN(auto bytes, src.ReadAt(0, header_size, buf.data()));
-  return internal::ParseHeader(bytes);
+  MS_ASSIGN_OR_RETURN(Header h, internal::ParseHeader(bytes));
+  if (bytes.data() != buf.data()) buf.assign(bytes.begin(), bytes.end());  // a zero-copy view
+  return internal::RawHeader{std::move(h), std::move(buf)};
+}
+
+Result<Header> ReadHeaderUnauthenticated(const ByteSource& src) {
+  MS_ASSIGN_OR_RETURN(internal::RawHeader raw, internal::ReadRawHeader(src));
+  return std::move(raw.header);
 }
 
 }  // namespace modelseal::sealed

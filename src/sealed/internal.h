@@ -47,6 +47,13 @@ Bytes EncodeHeaderWithoutMac(const Header& h);
 // Parses a complete header (preamble .. MAC). Does not check the MAC.
 Result<Header> ParseHeader(std::span<const uint8_t> header);
 
+// The parsed header and its bytes (preamble .. MAC), read from the source once.
+struct RawHeader {
+  Header header;
+  Bytes bytes;
+};
+Result<RawHeader> ReadRawHeader(const ByteSource& src);
+
 struct DerivedKeys {
   SecretBuffer mac_key;    // 48 bytes
   SecretBuffer chunk_key;  // 32 bytes

@@ -51,9 +51,10 @@ SealedReader::~SealedReader() = default;
 
 Result<std::unique_ptr<SealedReader>> SealedReader::Open(const ByteSource& src,
                                                          const SecretBuffer& data_key) {
-  MS_ASSIGN_OR_RETURN(Header h, ReadHeaderUnauthenticated(src));
-  Bytes hdr(h.header_size);
-  MS_ASSIGN_OR_RETURN(auto bytes, src.ReadAt(0, h.header_size, hdr.data()));
+  // One read of the header: a remote source pays for each round trip.
+  MS_ASSIGN_OR_RETURN(internal::RawHeader raw, internal::ReadRawHeader(src));
+  Header& h = raw.header;
+  const std::span<const uint8_t> bytes = raw.bytes;
   MS_ASSIGN_OR_RETURN(auto keys, internal::DeriveKeys(data_key, h.salt));
   const auto covered = bytes.first(bytes.size() - internal::kMacSize);
   MS_ASSIGN_OR_RETURN(auto mac, internal::HeaderMac(keys.mac_key, covered));
