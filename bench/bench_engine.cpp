@@ -3,7 +3,7 @@
 // llama.cpp's own llama-bench on the same model file, threads and context, in the
 // same run. Prints the ratios (goal >= 0.95).
 //
-//   bench_engine [--model FILE.gguf] [--threads N] [--gen N] [--reps N]
+//   bench_engine [--model FILE.gguf] [--threads N] [--gen N] [--reps N] [--concurrent N]
 // Without --model it generates a q8_0 test model of about 290 MB (dim 1024, 16 layers).
 #include <httplib.h>
 #include <unistd.h>
@@ -96,7 +96,7 @@ Run Chat(httplib::Client& cli, const std::string& prompt, int gen, int* prompt_t
 int main(int argc, char** argv) {
   std::string model;
   int threads = static_cast<int>(std::thread::hardware_concurrency());
-  int gen = 64, reps = 3;
+  int gen = 64, reps = 3, concurrent = 4;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--model")
@@ -107,6 +107,8 @@ int main(int argc, char** argv) {
       gen = std::atoi(argv[i + 1]);
     else if (a == "--reps")
       reps = std::atoi(argv[i + 1]);
+    else if (a == "--concurrent")
+      concurrent = std::atoi(argv[i + 1]);
   }
   if (model.empty()) {
     model = (std::filesystem::temp_directory_path() / "modelseal-bench-q8.gguf").string();
@@ -167,8 +169,28 @@ int main(int argc, char** argv) {
     *ts = j[0]["avg_ts"];
     return true;
   };
-  std::vector<double> ttft, tps, ref_pp, ref_tg, tps_ratio, ttft_ratio;
+  // The engine alone (no HTTP): separates the engine's cost from the API's.
+  const auto direct = [&] {
+    engine::SamplingOptions sp;
+    sp.temperature = 0;
+    sp.max_tokens = gen;
+    Run r;
+    const auto t0 = Clock::now();
+    Clock::time_point first{}, last{};
+    auto st = eng.Chat("bench", {{"user", prompt}}, sp, [&](std::string_view) {
+      if (r.tokens++ == 0) first = Clock::now();
+      last = Clock::now();
+      return true;
+    });
+    r.ttft = std::chrono::duration<double>(first - t0).count();
+    if (st.ok() && r.tokens > 1)
+      r.gen_tps = (r.tokens - 1) / std::chrono::duration<double>(last - first).count();
+    return r;
+  };
+  std::vector<double> ttft, tps, ref_pp, ref_tg, tps_ratio, ttft_ratio, direct_tps;
   for (int i = 0; i < reps; ++i) {
+    const Run d = direct();
+    direct_tps.push_back(d.gen_tps);
     Run r = Chat(cli, prompt, gen, &prompt_tokens);
     ttft.push_back(r.ttft);
     tps.push_back(r.gen_tps);
@@ -186,8 +208,35 @@ int main(int argc, char** argv) {
     ttft_ratio.push_back((prompt_tokens / pp + 1 / tg) / r.ttft);
     std::fprintf(
         stderr,
-        "rep %d: modelseal %.2f t/s, first token %.0f ms; llama-bench tg %.2f t/s, pp %.1f t/s\n",
-        i, r.gen_tps, r.ttft * 1e3, tg, pp);
+        "rep %d: modelseal %.2f t/s, first token %.0f ms; engine alone %.2f t/s; llama-bench tg "
+        "%.2f t/s, pp %.1f t/s\n",
+        i, r.gen_tps, r.ttft * 1e3, d.gen_tps, tg, pp);
+  }
+  // Several streams at once: decodes interleave on the engine's compute thread, so the
+  // aggregate rate should stay at the single-stream rate (no batching across requests).
+  double conc_wall = 0, conc_serial = 0;
+  if (concurrent > 1) {
+    std::vector<std::thread> ts;
+    std::vector<Run> runs(static_cast<size_t>(concurrent));
+    const auto t0 = Clock::now();
+    for (int i = 0; i < concurrent; ++i) {
+      ts.emplace_back([&, i] {
+        httplib::Client c("127.0.0.1", srv.port());
+        c.set_read_timeout(600, 0);
+        int pt = 0;
+        runs[static_cast<size_t>(i)] = Chat(c, prompt, gen, &pt);
+      });
+    }
+    for (auto& t : ts) t.join();
+    const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
+    int total = 0;
+    for (const Run& r : runs) total += r.tokens;
+    // Whole requests (prompt included) against one request's time, serially.
+    const double one = Median(ttft) + (gen - 1) / Median(tps);
+    conc_wall = wall;
+    conc_serial = one * concurrent;
+    if (total != gen * concurrent)
+      std::fprintf(stderr, "note: concurrent runs made %d tokens\n", total);
   }
   srv.Stop();
   (void)eng.Unload("bench");
@@ -207,5 +256,11 @@ int main(int argc, char** argv) {
   std::printf("ratio tokens/s (modelseal / llama-bench): %.3f\n", Median(tps_ratio));
   std::printf("ratio first-token speed (llama-bench time / modelseal time): %.3f\n",
               Median(ttft_ratio));
+  if (conc_wall > 0) {
+    std::printf(
+        "%d concurrent streams: %.2f s for all; %d requests one after another: %.2f s "
+        "(ratio %.3f)\n",
+        concurrent, conc_wall, concurrent, conc_serial, conc_serial / conc_wall);
+  }
   return 0;
 }

@@ -3,11 +3,13 @@
 
 #include <llama.h>
 
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "engine/compute.h"
 #include "engine/engine.h"
 
 namespace modelseal::engine {
@@ -17,6 +19,7 @@ struct Engine::Model {
   llama_model* model = nullptr;
   const llama_vocab* vocab = nullptr;
   std::optional<Memfd> memfd;  // the in-memory file llama.cpp maps, when loaded from one
+  std::shared_ptr<ComputeThread> compute;  // the engine's, where every decode runs
 
   std::mutex pool_mu;
   std::vector<llama_context*> idle;  // contexts ready for the next request

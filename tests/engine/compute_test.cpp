@@ -1,0 +1,79 @@
+// ComputeThread: one thread runs every job, in the order they were queued.
+#include "engine/compute.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <set>
+#include <thread>
+#include <vector>
+
+namespace modelseal::engine {
+namespace {
+
+TEST(ComputeThreadTest, EveryJobRunsOnTheSameOtherThread) {
+  ComputeThread ct;
+  std::mutex mu;
+  std::set<std::thread::id> ran_on;
+  std::vector<std::thread> callers;
+  std::atomic<int> sum{0};
+  for (int i = 0; i < 8; ++i) {
+    callers.emplace_back([&, i] {
+      for (int j = 0; j < 50; ++j) {
+        sum += ct.Run([&] {
+          std::lock_guard<std::mutex> lock(mu);
+          ran_on.insert(std::this_thread::get_id());
+          return i;
+        });
+      }
+    });
+  }
+  for (auto& t : callers) t.join();
+  EXPECT_EQ(sum.load(), 50 * (0 + 1 + 2 + 3 + 4 + 5 + 6 + 7));
+  ASSERT_EQ(ran_on.size(), 1u);
+  EXPECT_NE(*ran_on.begin(), std::this_thread::get_id());
+}
+
+TEST(ComputeThreadTest, JobsNeverOverlapAndRunInQueueOrder) {
+  ComputeThread ct;
+  std::atomic<int> inside{0};
+  std::atomic<bool> overlapped{false};
+  std::vector<int> order;
+  // A long first job holds the thread while the others queue up behind it.
+  std::atomic<bool> release{false}, started{false};
+  std::thread first([&] {
+    ct.Run([&] {
+      started = true;
+      while (!release) std::this_thread::yield();
+      return 0;
+    });
+  });
+  while (!started) std::this_thread::yield();
+  std::vector<std::thread> rest;
+  for (int i = 0; i < 4; ++i) {
+    // Queue one at a time so the queue order is known.
+    rest.emplace_back([&, i] {
+      ct.Run([&, i] {
+        if (inside++ != 0) overlapped = true;
+        order.push_back(i);
+        --inside;
+        return 0;
+      });
+    });
+    while (ct.pending() != static_cast<size_t>(i + 1)) std::this_thread::yield();
+  }
+  release = true;
+  first.join();
+  for (auto& t : rest) t.join();
+  EXPECT_FALSE(overlapped);
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3}));
+}
+
+TEST(ComputeThreadTest, ReturnsTheJobsResult) {
+  ComputeThread ct;
+  EXPECT_EQ(ct.Run([] { return 7; }), 7);
+  EXPECT_EQ(ct.Run([] { return -2; }), -2);
+}
+
+}  // namespace
+}  // namespace modelseal::engine
