@@ -8,6 +8,7 @@
 #include <string>
 
 #include "engine/engine.h"
+#include "server/peer.h"
 #include "server/server.h"
 
 namespace modelseal::server {
@@ -17,6 +18,7 @@ using nlohmann::json;
 struct Api {
   engine::Engine* engine;
   ServerOptions options;
+  PeerWatch* peers;  // cancels generations whose client hung up
 };
 
 void RegisterOllama(httplib::Server& http, Api& api);

@@ -160,6 +160,9 @@ void AddTimings(json* j, const GenerateStats& st) {
 // One generation request, run by a handler (or its streaming provider).
 struct Job {
   engine::Engine* engine;
+  PeerWatch* peers = nullptr;
+  int socket = -1;                // the client's connection, watched while generating
+  std::atomic<bool> gone{false};  // set when the client hangs up
   std::string model;
   bool chat = true;
   bool raw = false;
@@ -178,13 +181,16 @@ struct Job {
     return j;
   }
 
-  Result<GenerateStats> Run(const engine::TokenFn& fn) const {
-    if (raw) return engine->Complete(model, prompt, sampling, fn);
-    return engine->Chat(model, messages, sampling, fn);
+  Result<GenerateStats> Run(const engine::TokenFn& fn) {
+    const auto watch = peers->Watch(socket, &gone);
+    if (raw) return engine->Complete(model, prompt, sampling, fn, &gone);
+    return engine->Chat(model, messages, sampling, fn, &gone);
   }
 };
 
-void Generate(const std::shared_ptr<Job>& job, bool stream, httplib::Response& res) {
+void Generate(const std::shared_ptr<Job>& job, bool stream, const httplib::Request& req,
+              httplib::Response& res) {
+  job->socket = RequestSocket(req);
   if (!stream) {
     std::string text;
     auto r = job->Run([&](std::string_view piece) {
@@ -221,6 +227,7 @@ void Generate(const std::shared_ptr<Job>& job, bool stream, httplib::Response& r
 
 void RegisterOllama(httplib::Server& http, Api& api) {
   engine::Engine* eng = api.engine;
+  PeerWatch* peers = api.peers;
   const std::string version = api.options.version;
 
   http.Get("/api/version", [version](const httplib::Request&, httplib::Response& res) {
@@ -284,11 +291,12 @@ void RegisterOllama(httplib::Server& http, Api& api) {
     res.status = 200;
   });
 
-  http.Post("/api/chat", [eng](const httplib::Request& req, httplib::Response& res) {
+  http.Post("/api/chat", [eng, peers](const httplib::Request& req, httplib::Response& res) {
     json body;
     std::string error;
     auto job = std::make_shared<Job>();
     job->engine = eng;
+    job->peers = peers;
     bool stream = true;
     if (!ParseObject(req, &body, &error) || !ModelName(body, &job->model, &error) ||
         !Messages(body, &job->messages, &error) || !Options(body, &job->sampling, &error) ||
@@ -301,14 +309,15 @@ void RegisterOllama(httplib::Server& http, Api& api) {
       j["done_reason"] = "load";
       return res.set_content(Dump(j), "application/json");
     }
-    Generate(job, stream, res);
+    Generate(job, stream, req, res);
   });
 
-  http.Post("/api/generate", [eng](const httplib::Request& req, httplib::Response& res) {
+  http.Post("/api/generate", [eng, peers](const httplib::Request& req, httplib::Response& res) {
     json body;
     std::string error;
     auto job = std::make_shared<Job>();
     job->engine = eng;
+    job->peers = peers;
     job->chat = false;
     bool stream = true;
     if (!ParseObject(req, &body, &error) || !ModelName(body, &job->model, &error) ||
@@ -339,7 +348,7 @@ void RegisterOllama(httplib::Server& http, Api& api) {
       if (!system.empty()) job->messages.push_back({"system", system});
       job->messages.push_back({"user", job->prompt});
     }
-    Generate(job, stream, res);
+    Generate(job, stream, req, res);
   });
 }
 

@@ -53,6 +53,9 @@ json Usage(const GenerateStats& st) {
 
 struct Request {
   engine::Engine* engine = nullptr;
+  PeerWatch* peers = nullptr;
+  int socket = -1;                // the client's connection, watched while generating
+  std::atomic<bool> gone{false};  // set when the client hangs up
   bool chat = true;
   std::string model;
   std::vector<ChatMessage> messages;
@@ -179,8 +182,9 @@ json StreamChunk(const Request& r, const json& delta_or_text, const json& finish
 
 void Serve(const std::shared_ptr<Request>& r, httplib::Response& res) {
   const auto run = [r](const engine::TokenFn& fn) {
-    return r->chat ? r->engine->Chat(r->model, r->messages, r->sampling, fn)
-                   : r->engine->Complete(r->model, r->prompt, r->sampling, fn);
+    const auto watch = r->peers->Watch(r->socket, &r->gone);
+    return r->chat ? r->engine->Chat(r->model, r->messages, r->sampling, fn, &r->gone)
+                   : r->engine->Complete(r->model, r->prompt, r->sampling, fn, &r->gone);
   };
   if (!r->stream) {
     std::string text;
@@ -249,13 +253,15 @@ void RegisterOpenAi(httplib::Server& http, Api& api) {
     res.set_content(Dump(json{{"object", "list"}, {"data", data}}), "application/json");
   });
 
-  const auto handler = [eng](bool chat) {
-    return [eng, chat](const httplib::Request& req, httplib::Response& res) {
+  PeerWatch* peers = api.peers;
+  const auto handler = [eng, peers](bool chat) {
+    return [eng, peers, chat](const httplib::Request& req, httplib::Response& res) {
       json body;
       std::string error, param;
       if (!ParseObject(req, &body, &error)) return Fail(res, 400, error);
       auto r = std::make_shared<Request>();
       r->engine = eng;
+      r->peers = peers;
       r->chat = chat;
       if (!ParseCommon(body, r.get(), &error, &param)) return Fail(res, 400, error, param);
       if (chat) {
@@ -277,6 +283,7 @@ void RegisterOpenAi(httplib::Server& http, Api& api) {
       }
       r->id = NewId(chat ? "chatcmpl" : "cmpl");
       r->created = UnixSeconds(std::chrono::system_clock::now());
+      r->socket = RequestSocket(req);
       Serve(r, res);
     };
   };

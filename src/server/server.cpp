@@ -119,6 +119,7 @@ Result<std::pair<std::string, int>> ParseListen(const std::string& addr) {
 }
 
 struct Server::Impl {
+  PeerWatch peers;
   Api api;
   httplib::Server http;
   std::thread thread;
@@ -143,7 +144,7 @@ struct Server::Impl {
 };
 
 Server::Server(engine::Engine& engine, ServerOptions options) : impl_(std::make_unique<Impl>()) {
-  impl_->api = Api{&engine, std::move(options)};
+  impl_->api = Api{&engine, std::move(options), &impl_->peers};
   if (impl_->api.options.version.empty()) impl_->api.options.version = MODELSEAL_VERSION;
   auto& http = impl_->http;
   const int threads = std::max(impl_->api.options.threads, 4);

@@ -187,21 +187,38 @@ TEST_F(ServerTest, OpenAiStreamsSse) {
 }
 
 // Opens a streaming request on a raw socket, reads a little, and hangs up.
-TEST_F(ServerTest, DisconnectedClientStopsGeneration) {
+// A raw connection that sent one POST, so the test can hang up whenever it likes.
+int SendRaw(int port, const std::string& path, const std::string& body) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(fd, 0);
+  if (fd < 0) return -1;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(server_->port()));
+  addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  const std::string body =
-      R"({"model":"tiny","prompt":"go","raw":true,"options":{"seed":1,"num_predict":-1}})";
-  const std::string req =
-      "POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-      "Content-Length: " +
-      std::to_string(body.size()) + "\r\n\r\n" + body;
-  ASSERT_EQ(write(fd, req.data(), req.size()), static_cast<ssize_t>(req.size()));
+  const std::string req = "POST " + path +
+                          " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          "Content-Length: " +
+                          std::to_string(body.size()) + "\r\n\r\n" + body;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Waits (up to 20 s) for no generation to be running.
+void WaitIdle(engine::Engine& e) {
+  for (int i = 0; i < 2000 && e.counters().active > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+TEST_F(ServerTest, DisconnectedClientStopsGeneration) {
+  const int fd =
+      SendRaw(server_->port(), "/api/generate",
+              R"({"model":"tiny","prompt":"go","raw":true,"options":{"seed":1,"num_predict":-1}})");
+  ASSERT_GE(fd, 0);
   // Read until a few tokens have streamed, so the generation is running.
   std::string got;
   char buf[512];
@@ -218,12 +235,39 @@ TEST_F(ServerTest, DisconnectedClientStopsGeneration) {
   }
   EXPECT_EQ(engine_.counters().active, 1u);
   close(fd);
-  for (int i = 0; i < 2000 && engine_.counters().active > 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  WaitIdle(engine_);
   EXPECT_EQ(engine_.counters().active, 0u);
   EXPECT_EQ(engine_.counters().cancelled, 1u);
   EXPECT_EQ(engine_.counters().completed, 0u);
+}
+
+// A request that answers only at the end writes nothing while it runs; the server
+// still notices the hang-up (both APIs) and stops generating.
+TEST_F(ServerTest, DisconnectedClientStopsNonStreamingGeneration) {
+  const std::pair<const char*, const char*> requests[] = {
+      {"/api/generate",
+       R"({"model":"tiny","prompt":"go","raw":true,"stream":false,"options":{"num_predict":-1}})"},
+      {"/api/chat",
+       R"({"model":"tiny","messages":[{"role":"user","content":"go"}],"stream":false,"options":{"num_predict":-1}})"},
+      {"/v1/chat/completions",
+       R"({"model":"tiny","messages":[{"role":"user","content":"go"}],"max_tokens":100000})"},
+      {"/v1/completions", R"({"model":"tiny","prompt":"go","max_tokens":100000})"},
+  };
+  uint64_t cancelled = 0;
+  for (const auto& [path, body] : requests) {
+    SCOPED_TRACE(path);
+    const int fd = SendRaw(server_->port(), path, body);
+    ASSERT_GE(fd, 0);
+    for (int i = 0; i < 2000 && engine_.counters().active == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_EQ(engine_.counters().active, 1u);
+    close(fd);
+    WaitIdle(engine_);
+    EXPECT_EQ(engine_.counters().active, 0u);
+    EXPECT_EQ(engine_.counters().cancelled, ++cancelled);
+    EXPECT_EQ(engine_.counters().completed, 0u);
+  }
 }
 
 TEST_F(ServerTest, DeleteUnloads) {
