@@ -4,6 +4,7 @@
 // same run. Prints the ratios (goal >= 0.95).
 //
 //   bench_engine [--model FILE.gguf] [--threads N] [--gen N] [--reps N] [--concurrent N]
+//                [--gpu-layers N]
 // Without --model it generates a q8_0 test model of about 290 MB (dim 1024, 16 layers).
 #include <httplib.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "engine/gpu.h"
 #include "server/server.h"
 
 using nlohmann::json;
@@ -96,7 +98,7 @@ Run Chat(httplib::Client& cli, const std::string& prompt, int gen, int* prompt_t
 int main(int argc, char** argv) {
   std::string model;
   int threads = static_cast<int>(std::thread::hardware_concurrency());
-  int gen = 64, reps = 3, concurrent = 4;
+  int gen = 64, reps = 3, concurrent = 4, gpu_layers = -1;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--model")
@@ -109,6 +111,8 @@ int main(int argc, char** argv) {
       reps = std::atoi(argv[i + 1]);
     else if (a == "--concurrent")
       concurrent = std::atoi(argv[i + 1]);
+    else if (a == "--gpu-layers")
+      gpu_layers = std::atoi(argv[i + 1]);
   }
   if (model.empty()) {
     model = (std::filesystem::temp_directory_path() / "modelseal-bench-q8.gguf").string();
@@ -137,6 +141,7 @@ int main(int argc, char** argv) {
   lo.name = "bench";
   lo.threads = threads;
   lo.context_length = ctx;
+  lo.gpu_layers = gpu_layers;
   auto info = eng.LoadFile(model, lo);
   if (!info.ok()) {
     std::fprintf(stderr, "%s\n", info.error().ToString().c_str());
@@ -155,8 +160,18 @@ int main(int argc, char** argv) {
   // llama.cpp's own numbers on the same model and threads: prompt processing of the
   // same prompt length, and generation at the same depth (after that prompt). Runs
   // alternate with ours so both see the same machine load.
-  const std::string base_cmd = std::string(MODELSEAL_LLAMA_BENCH) + " -m '" + model + "' -t " +
-                               std::to_string(threads) + " -r 1 -o json ";
+  // On a GPU, llama-bench loads the same backend library (GGML_BACKEND_PATH) and
+  // offloads as many layers.
+  const engine::GpuStatus& gpu = engine::Gpu();
+  const std::string base_cmd =
+      (gpu.available ? "GGML_BACKEND_PATH='" + gpu.backend + "' " : std::string()) +
+      MODELSEAL_LLAMA_BENCH + " -m '" + model + "' -t " + std::to_string(threads) + " -ngl " +
+      std::to_string(info->gpu_layers) + " -r 1 -o json ";
+  std::fprintf(
+      stderr, "inference on %s\n",
+      gpu.available
+          ? (gpu.devices[0] + ", " + std::to_string(info->gpu_layers) + " layers offloaded").c_str()
+          : ("the CPU (" + gpu.reason + ")").c_str());
   const auto llama_bench = [&](const std::string& args, double* ts) {
     std::FILE* p = popen((base_cmd + args + " 2>/dev/null").c_str(), "r");
     std::string out;
@@ -244,9 +259,10 @@ int main(int argc, char** argv) {
   const double ours_tps = Median(tps), ours_ttft = Median(ttft);
   const double ref_ttft = prompt_tokens / pp_ts + 1 / tg_ts;
   std::printf(
-      "model %s (%.0f MB, %s), threads %d, prompt %d tokens, generate %d, reps %d (medians)\n",
+      "model %s (%.0f MB, %s), threads %d, GPU layers %d, prompt %d tokens, generate %d, reps %d "
+      "(medians)\n",
       model.c_str(), static_cast<double>(size) / 1e6, info->description.c_str(), threads,
-      prompt_tokens, gen, reps);
+      info->gpu_layers, prompt_tokens, gen, reps);
   std::printf("%-34s %12s %14s\n", "", "tokens/s", "first token");
   std::printf("%-34s %12.2f %12.1f ms\n", "modelseal /v1/chat/completions", ours_tps,
               ours_ttft * 1e3);

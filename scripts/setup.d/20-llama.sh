@@ -4,6 +4,9 @@
 #   prefix/include, prefix/lib (shared libllama + libggml*), prefix/bin/llama-bench
 #   vocab/ggml-vocab-llama-spm.gguf   tokenizer used by `modelseal dev make-test-model`
 #   BUILD-INFO                        llama.cpp commit, tag, cmake options
+#   cuda/<N>/libggml-cuda.so          only on machines with an NVIDIA GPU: node-llama-cpp's
+#                                     prebuilt CUDA backend for CUDA runtime N (same
+#                                     llama.cpp release), loaded by the engine at run time
 # Also installs the npm clients for the chat tests (tests/js/chat).
 # shellcheck shell=bash
 
@@ -63,5 +66,49 @@ ensure_llama() {
   log "llama.cpp ready in $dir"
 }
 
+# A GPU is there when the NVIDIA driver answers (MODELSEAL_GPU=off skips all of this).
+have_nvidia_gpu() {
+  [ "${MODELSEAL_GPU:-auto}" != off ] || return 1
+  command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1
+}
+
+# node-llama-cpp's CUDA backends (for CUDA 13 and, in -ext, CUDA 12), unpacked next to
+# the CPU build. Each is filed under the CUDA runtime it needs, with a libggml-base.so
+# link to the cache's own so that it binds to the one the program already loaded.
+ensure_llama_cuda() {
+  have_nvidia_gpu || return 0
+  local dir="$MODELSEAL_LLAMA_DIR/cuda" v="$MODELSEAL_LLAMA_NPM_VERSION"
+  [ -f "$dir/.complete" ] && return 0
+  log "NVIDIA GPU found: unpacking llama.cpp's CUDA backends (node-llama-cpp@$v) into $dir"
+  rm -rf "$dir"
+  mkdir -p "$dir/work"
+  local pkg lib major
+  for pkg in linux-x64-cuda linux-x64-cuda-ext; do
+    if ! (cd "$dir/work" && npm pack --silent "@node-llama-cpp/$pkg@$v" >/dev/null); then
+      log "could not fetch @node-llama-cpp/$pkg@$v; skipped"
+      continue
+    fi
+    tar -xzf "$dir/work/node-llama-cpp-$pkg-$v.tgz" -C "$dir/work" --wildcards \
+      'package/bins/*/libggml-cuda.so' 'package/bins/*/*/libggml-cuda.so' 2>/dev/null || true
+    while IFS= read -r lib; do
+      major=$(readelf -d "$lib" | grep -o 'libcudart\.so\.[0-9]*' | head -1 | sed 's/.*\.//')
+      [ -n "$major" ] || continue
+      mkdir -p "$dir/$major"
+      mv "$lib" "$dir/$major/libggml-cuda.so"
+      ln -sf ../../prefix/lib/libggml-base.so.0 "$dir/$major/libggml-base.so"
+      log "CUDA backend for CUDA runtime $major: $dir/$major"
+    done < <(find "$dir/work/package" -name libggml-cuda.so)
+    rm -rf "$dir/work/package" "$dir/work"/*.tgz
+  done
+  rm -rf "$dir/work"
+  if ! ls "$dir"/*/libggml-cuda.so >/dev/null 2>&1; then
+    log "no CUDA backend unpacked; inference stays on the CPU"
+    rm -rf "$dir"
+    return 0
+  fi
+  date -u +%FT%TZ >"$dir/.complete"
+}
+
 ensure_llama
+ensure_llama_cuda
 ensure_npm "$ROOT/tests/js/chat"

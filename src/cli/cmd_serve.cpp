@@ -7,14 +7,23 @@
 
 #include "cli/commands.h"
 #include "engine/engine.h"
+#include "engine/gpu.h"
 #include "server/server.h"
 
 namespace modelseal::cli {
 
 namespace {
 
-int Serve(const std::string& listen, const std::vector<std::string>& models, uint32_t ctx,
-          int threads, size_t max_body) {
+struct ServeOptions {
+  std::string listen = "127.0.0.1:11434";
+  std::vector<std::string> models;
+  uint32_t ctx = 0;
+  int threads = 0;
+  int gpu_layers = -1;
+  size_t max_body = 8u << 20;
+};
+
+int Serve(const ServeOptions& o) {
   // SIGINT/SIGTERM are taken by sigwait below; block them before any thread starts.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -22,10 +31,16 @@ int Serve(const std::string& listen, const std::vector<std::string>& models, uin
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  auto addr = server::ParseListen(listen);
+  auto addr = server::ParseListen(o.listen);
   if (!addr.ok()) return ReportError(addr.error());
   engine::Engine eng;
-  for (const auto& spec : models) {
+  const engine::GpuStatus& gpu = engine::Gpu();
+  if (gpu.available) {
+    for (const auto& d : gpu.devices) std::fprintf(stderr, "modelseal: GPU %s\n", d.c_str());
+  } else {
+    std::fprintf(stderr, "modelseal: inference on the CPU (%s)\n", gpu.reason.c_str());
+  }
+  for (const auto& spec : o.models) {
     const auto eq = spec.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
       return ReportError(MakeError(ErrorCode::kInvalidArgument, "cli", "invalid-argument",
@@ -33,21 +48,22 @@ int Serve(const std::string& listen, const std::vector<std::string>& models, uin
     }
     engine::LoadOptions lo;
     lo.name = spec.substr(0, eq);
-    lo.context_length = ctx;
-    lo.threads = threads;
+    lo.context_length = o.ctx;
+    lo.threads = o.threads;
+    lo.gpu_layers = o.gpu_layers;
     auto info = eng.LoadFile(spec.substr(eq + 1), lo);
     if (!info.ok()) return ReportError(info.error());
     std::fprintf(stderr,
-                 "modelseal: loaded %s from %s (%s, %.1f MB, context %u) in %.2f s - UNMEASURED "
-                 "(plain file, not measured into PCR15)\n",
+                 "modelseal: loaded %s from %s (%s, %.1f MB, context %u, %d GPU layers, %d "
+                 "threads) in %.2f s - UNMEASURED (plain file, not measured into PCR15)\n",
                  info->name.c_str(), info->source.c_str(), info->description.c_str(),
                  static_cast<double>(info->size_bytes) / 1e6, info->context_length,
-                 info->load_seconds);
+                 info->gpu_layers, info->threads, info->load_seconds);
   }
   server::ServerOptions so;
   so.host = addr->first;
   so.port = addr->second;
-  so.max_body_bytes = max_body;
+  so.max_body_bytes = o.max_body;
   server::Server srv(eng, so);
   if (auto st = srv.Start(); !st.ok()) return ReportError(st.error());
   std::printf("listening on http://%s:%d\n", so.host.c_str(), srv.port());
@@ -62,20 +78,21 @@ int Serve(const std::string& listen, const std::vector<std::string>& models, uin
 }  // namespace
 
 void RegisterServeCommands(CLI::App& app) {
-  static std::string listen = "127.0.0.1:11434";
-  static std::vector<std::string> models;
-  static uint32_t ctx = 0;
-  static int threads = 0;
-  static size_t max_body = 8u << 20;
+  static ServeOptions o;
   auto* serve = app.add_subcommand("serve", "Serve the Ollama- and OpenAI-compatible chat API");
-  serve->add_option("--listen", listen, "HOST:PORT (port 0: any free port)")->capture_default_str();
-  serve->add_option("--model", models,
-                    "NAME=FILE.gguf: load a plain GGUF file (development; shown as unmeasured)");
-  serve->add_option("--ctx", ctx, "Context length per request (0: the model's, at most 4096)");
-  serve->add_option("--threads", threads, "Threads per request (0: all cores)");
-  serve->add_option("--max-body", max_body, "Largest accepted request body in bytes")
+  serve->add_option("--listen", o.listen, "HOST:PORT (port 0: any free port)")
       ->capture_default_str();
-  SetAction(serve, [] { return Serve(listen, models, ctx, threads, max_body); });
+  serve->add_option("--model", o.models,
+                    "NAME=FILE.gguf: load a plain GGUF file (development; shown as unmeasured)");
+  serve->add_option("--ctx", o.ctx, "Context length per request (0: the model's, at most 4096)");
+  serve->add_option("--threads", o.threads, "CPU threads for inference (0: all cores)");
+  serve
+      ->add_option("--gpu-layers", o.gpu_layers,
+                   "Layers to offload when there is a GPU (-1: all, 0: none)")
+      ->capture_default_str();
+  serve->add_option("--max-body", o.max_body, "Largest accepted request body in bytes")
+      ->capture_default_str();
+  SetAction(serve, [] { return Serve(o); });
 }
 
 }  // namespace modelseal::cli

@@ -14,6 +14,7 @@
 #include "common/bytes.h"
 #include "common/io.h"
 #include "common/ossl.h"
+#include "engine/gpu.h"
 #include "engine/internal.h"
 
 namespace modelseal::engine {
@@ -32,6 +33,11 @@ void InitLlamaOnce() {
   std::call_once(once, [] {
     llama_log_set(LogToStderr, nullptr);
     llama_backend_init();
+    // Registers the GPU backend (if any) before the first model is placed.
+    const GpuStatus& gpu = Gpu();
+    if (!gpu.available && std::getenv("MODELSEAL_LLAMA_LOG")) {
+      std::fprintf(stderr, "engine: inference on the CPU: %s\n", gpu.reason.c_str());
+    }
   });
 }
 
@@ -171,7 +177,7 @@ Result<ModelInfo> Engine::State::Load(const std::string& path, int fd, uint64_t 
   }
 
   llama_model_params mp = llama_model_default_params();
-  mp.n_gpu_layers = 0;
+  mp.n_gpu_layers = Gpu().available ? (o.gpu_layers < 0 ? -1 : o.gpu_layers) : 0;
   mp.load_mode = o.use_mmap ? LLAMA_LOAD_MODE_MMAP : LLAMA_LOAD_MODE_NONE;
   m->model = llama_model_load_from_file(path.c_str(), mp);
   if (!m->model) {
@@ -198,6 +204,8 @@ Result<ModelInfo> Engine::State::Load(const std::string& path, int fd, uint64_t 
       o.context_length ? o.context_length : std::min<uint32_t>(info.trained_context_length, 4096);
   info.threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
   if (info.threads <= 0) info.threads = 1;
+  const int offloadable = llama_model_n_layer(m->model) + 1;  // + the output layer
+  info.gpu_layers = mp.n_gpu_layers < 0 ? offloadable : std::min(mp.n_gpu_layers, offloadable);
 
   // Make one context now so a bad context length fails the load, not the first chat.
   MS_ASSIGN_OR_RETURN(llama_context * ctx, m->Acquire());

@@ -1,5 +1,5 @@
 // engine: in-process LLM inference on llama.cpp (CPU build pinned by
-// scripts/setup.d/20-llama.sh).
+// scripts/setup.d/20-llama.sh; CUDA offload when the machine has a GPU, see gpu.h).
 //
 // What it promises:
 // * Loads a GGUF model from a plain file (development; marked unmeasured) or from
@@ -46,6 +46,8 @@ struct LoadOptions {
   std::string sha256_hex, sha384_hex;
   std::string source;  // free text for display: "file:/path", "sealed:s3://..."
   bool use_mmap = true;
+  // Layers offloaded to the GPU when there is one (see gpu.h): -1 all, 0 none.
+  int gpu_layers = -1;
 };
 
 struct ModelInfo {
@@ -65,6 +67,7 @@ struct ModelInfo {
   std::chrono::system_clock::time_point loaded_at;
   double load_seconds = 0;
   int threads = 0;
+  int gpu_layers = 0;  // 0: on the CPU
 };
 
 struct ChatMessage {

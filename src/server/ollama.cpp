@@ -246,7 +246,9 @@ void RegisterOllama(httplib::Server& http, Api& api) {
       json e = TagEntry(m);
       e.erase("modified_at");
       e["expires_at"] = "2318-01-01T00:00:00Z";  // loaded until unloaded
-      e["size_vram"] = 0;
+      // Ollama reports the bytes in GPU memory; whole layers are offloaded, so this is
+      // the offloaded share of the file.
+      e["size_vram"] = m.gpu_layers == 0 ? 0 : m.size_bytes;
       e["context_length"] = m.context_length;
       models.push_back(e);
     }

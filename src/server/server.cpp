@@ -78,6 +78,8 @@ json ModelsealFacts(const engine::ModelInfo& m) {
       {"load_seconds", m.load_seconds},
       {"context_length", m.context_length},
       {"architecture", m.architecture},
+      {"gpu_layers", m.gpu_layers},
+      {"threads", m.threads},
   };
 }
 
