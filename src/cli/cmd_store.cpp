@@ -162,20 +162,20 @@ void RegisterStoreCommands(CLI::App& app) {
   ls->add_flag("--json", g.json, "Print JSON");
   SetAction(ls, List);
 
+  // put and get: URL KEY FILE, parallelism, progress.
+  auto transfer = [&](CLI::App* c, const char* threads_help) {
+    url(c);
+    key(c);
+    c->add_option("FILE", g.file, "Local file")->required();
+    c->add_option("--threads", g.threads, threads_help);
+    c->add_flag("-q,--quiet", g.quiet, "No progress bar");
+  };
   auto* put = st->add_subcommand("put", "Upload FILE as KEY");
-  url(put);
-  key(put);
-  put->add_option("FILE", g.file, "Local file")->required();
-  put->add_option("--threads", g.threads, "Parallel parts");
-  put->add_flag("-q,--quiet", g.quiet, "No progress bar");
+  transfer(put, "Parallel parts");
   SetAction(put, Put);
 
   auto* get = st->add_subcommand("get", "Download KEY into FILE");
-  url(get);
-  key(get);
-  get->add_option("FILE", g.file, "Local file")->required();
-  get->add_option("--threads", g.threads, "Parallel ranges");
-  get->add_flag("-q,--quiet", g.quiet, "No progress bar");
+  transfer(get, "Parallel ranges");
   SetAction(get, Get);
 
   auto* head = st->add_subcommand("head", "Print an object's size and ETag");

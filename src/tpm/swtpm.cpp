@@ -46,16 +46,26 @@ Result<pid_t> Spawn(const std::vector<std::string>& argv, const std::string& log
   return pid;
 }
 
-bool PortFree(uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
+sockaddr_in LoopbackAddr(uint16_t port) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   a.sin_port = htons(port);
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+  return a;
+}
+
+// Whether `op(fd, addr)` succeeds on a fresh TCP socket for 127.0.0.1:port.
+bool OnFreshSocket(uint16_t port, int (*op)(int, const sockaddr*, socklen_t)) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  const sockaddr_in a = LoopbackAddr(port);
+  const bool ok = op(fd, reinterpret_cast<const sockaddr*>(&a), sizeof(a)) == 0;
   ::close(fd);
   return ok;
+}
+
+bool PortFree(uint16_t port) {
+  return OnFreshSocket(port, ::bind);
 }
 
 // An ephemeral port N whose N+1 is also free right now.
@@ -63,9 +73,7 @@ uint16_t PickPortPair() {
   for (int i = 0; i < 64; ++i) {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return 0;
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sockaddr_in a = LoopbackAddr(0);
     socklen_t len = sizeof(a);
     uint16_t port = 0;
     if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
@@ -79,15 +87,7 @@ uint16_t PickPortPair() {
 }
 
 bool Connectable(uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-  ::close(fd);
-  return ok;
+  return OnFreshSocket(port, ::connect);
 }
 
 }  // namespace

@@ -242,32 +242,37 @@ S3rver::~S3rver() {
   RemoveTree(dir_);
 }
 
-// ---- HttpServer -------------------------------------------------------------
+// ---- LoopbackListener ---------------------------------------------------------
 
-HttpServer::HttpServer(Handler handler) : handler_(std::move(handler)) {
+LoopbackListener::LoopbackListener(ServeFn serve) : serve_(std::move(serve)) {
   listen_fd_ = ListenLoopback(&port_);
   acceptor_ = std::thread([this] {
     for (;;) {
       const int c = AcceptUntil(listen_fd_, stop_);
       if (c < 0) return;
       std::lock_guard<std::mutex> lock(mu_);
-      conn_fds_.push_back(c);
-      conns_.emplace_back([this, c] { Serve(c); });
+      fds_.push_back(c);
+      threads_.emplace_back([this, c] { serve_(c); });
     }
   });
 }
 
-HttpServer::~HttpServer() {
+LoopbackListener::~LoopbackListener() {
   stop_ = true;
   acceptor_.join();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (int fd : conn_fds_) shutdown(fd, SHUT_RDWR);
+    for (int fd : fds_) shutdown(fd, SHUT_RDWR);
   }
-  for (auto& t : conns_) t.join();
-  for (int fd : conn_fds_) close(fd);
-  close(listen_fd_);
+  for (auto& t : threads_) t.join();
+  for (int fd : fds_) close(fd);
+  if (listen_fd_ >= 0) close(listen_fd_);
 }
+
+// ---- HttpServer -------------------------------------------------------------
+
+HttpServer::HttpServer(Handler handler)
+    : handler_(std::move(handler)), listener_([this](int fd) { Serve(fd); }) {}
 
 void HttpServer::Serve(int fd) {
   std::string buf;
@@ -351,30 +356,8 @@ FaultProxy::FaultProxy(int upstream_port, int faulty_connections, long cut_after
     : upstream_port_(upstream_port),
       faulty_(faulty_connections),
       cut_after_(cut_after_bytes),
-      dir_(dir) {
-  listen_fd_ = ListenLoopback(&port_);
-  acceptor_ = std::thread([this] {
-    for (;;) {
-      const int c = AcceptUntil(listen_fd_, stop_);
-      if (c < 0) return;
-      std::lock_guard<std::mutex> lock(mu_);
-      fds_.push_back(c);
-      threads_.emplace_back([this, c] { Pump(c); });
-    }
-  });
-}
-
-FaultProxy::~FaultProxy() {
-  stop_ = true;
-  acceptor_.join();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (int fd : fds_) shutdown(fd, SHUT_RDWR);
-  }
-  for (auto& t : threads_) t.join();
-  for (int fd : fds_) close(fd);
-  close(listen_fd_);
-}
+      dir_(dir),
+      listener_([this](int fd) { Pump(fd); }) {}
 
 void FaultProxy::Pump(int client) {
   const int index = connections_.fetch_add(1);
@@ -391,7 +374,8 @@ void FaultProxy::Pump(int client) {
   }
   long moved = 0;  // bytes in the faulty direction
   char buf[65536];
-  while (!stop_.load()) {
+  // Ends when either side closes; the listener shuts the client side down on exit.
+  for (;;) {
     pollfd p[2] = {{client, POLLIN, 0}, {up, POLLIN, 0}};
     const int r = poll(p, 2, 100);
     if (r < 0 && errno != EINTR) break;

@@ -78,26 +78,41 @@ struct HttpResponseOut {
   long rate_bytes_per_s = 0;
 };
 
+// A listening socket on 127.0.0.1 (any free port) that serves each connection on its
+// own thread. The destructor stops accepting, shuts every connection down and joins.
+class LoopbackListener {
+ public:
+  using ServeFn = std::function<void(int fd)>;
+  explicit LoopbackListener(ServeFn serve);
+  ~LoopbackListener();
+  LoopbackListener(const LoopbackListener&) = delete;
+  LoopbackListener& operator=(const LoopbackListener&) = delete;
+  int port() const { return port_; }
+
+ private:
+  ServeFn serve_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<std::thread> threads_;
+  std::vector<int> fds_;
+  std::thread acceptor_;  // last: starts once the rest is ready
+};
+
 // A loopback HTTP/1.1 server (keep-alive, Content-Length bodies). The handler is
 // called on the connection's thread; it must be thread-safe.
 class HttpServer {
  public:
   using Handler = std::function<HttpResponseOut(const HttpRequestIn&)>;
   explicit HttpServer(Handler handler);
-  ~HttpServer();
-  int port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int port() const { return listener_.port(); }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port()); }
 
  private:
   void Serve(int fd);
   Handler handler_;
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::thread acceptor_;
-  std::mutex mu_;
-  std::vector<std::thread> conns_;
-  std::vector<int> conn_fds_;
+  LoopbackListener listener_;  // last: stopped before the handler goes
 };
 
 // A TCP proxy 127.0.0.1:port -> 127.0.0.1:upstream. The first `faulty_connections`
@@ -107,9 +122,8 @@ class FaultProxy {
  public:
   enum class Direction { kDownstream, kUpstream };  // server->client, client->server
   FaultProxy(int upstream_port, int faulty_connections, long cut_after_bytes, Direction dir);
-  ~FaultProxy();
-  int port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int port() const { return listener_.port(); }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port()); }
   int connections() const { return connections_.load(); }
   int cuts() const { return cuts_.load(); }
 
@@ -119,15 +133,9 @@ class FaultProxy {
   int faulty_;
   long cut_after_;
   Direction dir_;
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
   std::atomic<int> connections_{0};
   std::atomic<int> cuts_{0};
-  std::thread acceptor_;
-  std::mutex mu_;
-  std::vector<std::thread> threads_;
-  std::vector<int> fds_;
+  LoopbackListener listener_;  // last: stopped before the rest goes
 };
 
 }  // namespace modelseal::testenv

@@ -1,13 +1,14 @@
-// Helpers for the S3 tests: s3rver-backed store options and deterministic data.
+// Helpers for the S3 tests: a suite with one s3rver, store options for it.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 
 #include "aws/credentials.h"
 #include "store/store.h"
 #include "tests/aws/testenv.h"
+#include "tests/store/data_testutil.h"
 
 namespace modelseal::store::testing {
 
@@ -24,15 +25,22 @@ inline StoreOptions S3rverOptions(const std::string& endpoint) {
   return o;
 }
 
-inline Bytes Pattern(size_t n, uint32_t seed) {
-  Bytes b(n);
-  uint32_t x = seed * 2654435761u + 1;
-  for (auto& c : b) {
-    x = x * 1664525u + 1013904223u;
-    c = static_cast<uint8_t>(x >> 24);
+// A test suite whose tests share one s3rver (started once, on a free loopback port).
+class S3rverSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto s = testenv::S3rver::Start();
+    ASSERT_TRUE(s.ok()) << s.error().ToString();
+    server_ = s->release();
   }
-  return b;
-}
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override { ASSERT_NE(server_, nullptr); }
+
+  static inline testenv::S3rver* server_ = nullptr;
+};
 
 // Multipart uploads s3rver still holds for `bucket` (started, neither completed nor
 // aborted): the entries of its "._S3rver_uploads" directory.
@@ -45,16 +53,6 @@ inline size_t PendingUploads(const std::string& s3rver_dir, const std::string& b
     ++n;
   }
   return n;
-}
-
-inline Bytes ReadFileBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-inline void WriteFileBytes(const std::string& path, const Bytes& b) {
-  std::ofstream(path, std::ios::binary)
-      .write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
 }
 
 }  // namespace modelseal::store::testing

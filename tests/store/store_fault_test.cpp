@@ -20,26 +20,14 @@ using testenv::HttpRequestIn;
 using testenv::HttpResponseOut;
 using testenv::HttpServer;
 
-class S3FaultTest : public ::testing::Test {
+class S3FaultTest : public S3rverSuite {
  protected:
-  static void SetUpTestSuite() {
-    auto s = testenv::S3rver::Start();
-    ASSERT_TRUE(s.ok()) << s.error().ToString();
-    server_ = s->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  void SetUp() override { ASSERT_NE(server_, nullptr); }
   std::unique_ptr<ObjectStore> Open(const std::string& endpoint, const std::string& url) {
     auto s = OpenStore(url, S3rverOptions(endpoint));
     EXPECT_TRUE(s.ok()) << s.error().ToString();
     return s.ok() ? std::move(*s) : nullptr;
   }
-  static testenv::S3rver* server_;
 };
-testenv::S3rver* S3FaultTest::server_ = nullptr;
 
 TEST_F(S3FaultTest, PendingUploadCheckSeesAnUnfinishedUpload) {
   auto direct = Open(server_->endpoint(), "s3://pending-bucket");

@@ -8,19 +8,12 @@
 
 #include "store/store.h"
 #include "tests/aws/testenv.h"
+#include "tests/store/data_testutil.h"
 
 namespace modelseal::store {
 namespace {
 
-Bytes Pattern(size_t n, uint32_t seed) {
-  Bytes b(n);
-  uint32_t x = seed * 2654435761u + 1;
-  for (auto& c : b) {
-    x = x * 1664525u + 1013904223u;
-    c = static_cast<uint8_t>(x >> 24);
-  }
-  return b;
-}
+using testing::Pattern;
 
 // A source that fails after `ok_bytes`, to prove failed writes leave nothing.
 class FailingSource final : public ByteSource {

@@ -14,28 +14,14 @@ namespace {
 
 using namespace modelseal::store::testing;
 
-class S3StoreTest : public ::testing::Test {
+class S3StoreTest : public S3rverSuite {
  protected:
-  static void SetUpTestSuite() {
-    auto s = testenv::S3rver::Start();
-    ASSERT_TRUE(s.ok()) << s.error().ToString();
-    server_ = s->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  void SetUp() override { ASSERT_NE(server_, nullptr); }
-
   std::unique_ptr<ObjectStore> Open(const std::string& url) {
     auto s = OpenStore(url, S3rverOptions(server_->endpoint()));
     EXPECT_TRUE(s.ok()) << s.error().ToString();
     return s.ok() ? std::move(*s) : nullptr;
   }
-
-  static testenv::S3rver* server_;
 };
-testenv::S3rver* S3StoreTest::server_ = nullptr;
 
 TEST_F(S3StoreTest, EveryOperation) {
   auto store = Open("s3://ops-bucket/models");
