@@ -1,6 +1,8 @@
 // ComputeThread: a FIFO of decode jobs served by one thread (see compute.h).
 #include "engine/compute.h"
 
+#include <algorithm>
+
 namespace modelseal::engine {
 
 struct ComputeThread::Job {
@@ -10,7 +12,10 @@ struct ComputeThread::Job {
   std::condition_variable cv;
 };
 
-ComputeThread::ComputeThread() : thread_([this] { Loop(); }) {}
+ComputeThread::ComputeThread()
+    : cores_(std::max(1, static_cast<int>(std::thread::hardware_concurrency()))),
+      free_cores_(cores_),
+      thread_([this] { Loop(); }) {}
 
 ComputeThread::~ComputeThread() {
   {
@@ -29,6 +34,32 @@ int ComputeThread::Run(const std::function<int()>& fn) {
   cv_.notify_one();
   job.cv.wait(lock, [&] { return job.done; });
   return job.rc;
+}
+
+int ComputeThread::RunDecode(int threads, const std::function<int()>& fn) {
+  const int n = std::clamp(threads, 1, cores_);
+  const auto decode = [&] {
+    TakeCores(n);
+    const int rc = fn();
+    GiveCores(n);
+    return rc;
+  };
+  if (threads <= 1) return decode();
+  return Run(decode);
+}
+
+void ComputeThread::TakeCores(int n) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cores_cv_.wait(lock, [&] { return free_cores_ >= n; });
+  free_cores_ -= n;
+}
+
+void ComputeThread::GiveCores(int n) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_cores_ += n;
+  }
+  cores_cv_.notify_all();
 }
 
 size_t ComputeThread::pending() const {

@@ -130,7 +130,7 @@ Result<GenerateStats> Generate(Engine::Model& m, const std::string& prompt,
   const int n_batch = static_cast<int>(llama_n_batch(ctx));
   for (int i = 0; i < n; i += n_batch) {
     llama_batch batch = llama_batch_get_one(tokens.data() + i, std::min(n_batch, n - i));
-    const int rc = m.compute->Decode(ctx, batch);
+    const int rc = m.compute->Decode(ctx, batch, m.info.threads);
     if (rc != 0) {
       if (AbortRequested(const_cast<std::atomic<bool>*>(cancel))) {
         st.finish_reason = "cancelled";
@@ -178,7 +178,7 @@ Result<GenerateStats> Generate(Engine::Model& m, const std::string& prompt,
       break;
     }
     llama_batch batch = llama_batch_get_one(&tok, 1);
-    const int rc = m.compute->Decode(ctx, batch);
+    const int rc = m.compute->Decode(ctx, batch, m.info.threads);
     if (rc != 0) {
       if (AbortRequested(const_cast<std::atomic<bool>*>(cancel))) {
         st.finish_reason = "cancelled";

@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <set>
 #include <thread>
 #include <vector>
@@ -67,6 +69,46 @@ TEST(ComputeThreadTest, JobsNeverOverlapAndRunInQueueOrder) {
   for (auto& t : rest) t.join();
   EXPECT_FALSE(overlapped);
   EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3}));
+}
+
+TEST(ComputeThreadTest, OneThreadDecodesRunOnTheCallerSeveralOnTheComputeThread) {
+  ComputeThread ct;
+  std::thread::id one, several;
+  ct.RunDecode(1, [&] {
+    one = std::this_thread::get_id();
+    return 0;
+  });
+  ct.RunDecode(2, [&] {
+    several = std::this_thread::get_id();
+    return 0;
+  });
+  EXPECT_EQ(one, std::this_thread::get_id());
+  EXPECT_NE(several, std::this_thread::get_id());
+}
+
+// However many requests decode at once, the threads they keep busy never exceed the
+// machine's cores.
+TEST(ComputeThreadTest, DecodesStayWithinTheCores) {
+  ComputeThread ct;
+  std::atomic<int> busy{0}, most{0};
+  const auto work = [&](int threads) {
+    const int now = busy += threads;
+    for (int m = most.load(); now > m && !most.compare_exchange_weak(m, now);) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    busy -= threads;
+    return 0;
+  };
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 3 * ct.cores() + 2; ++i) {
+    const int threads = i % 3 == 0 ? std::min(2, ct.cores()) : 1;
+    callers.emplace_back([&, threads] {
+      for (int j = 0; j < 20; ++j) ct.RunDecode(threads, [&] { return work(threads); });
+    });
+  }
+  for (auto& t : callers) t.join();
+  EXPECT_LE(most.load(), ct.cores());
+  EXPECT_GE(most.load(), 1);
 }
 
 TEST(ComputeThreadTest, ReturnsTheJobsResult) {
