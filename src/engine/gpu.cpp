@@ -51,8 +51,8 @@ GpuStatus Probe() {
   const auto candidates = Candidates();
   if (candidates.empty()) {
     st.reason =
-        "no GPU backend in the llama.cpp cache (it is set up only on machines with an "
-        "NVIDIA GPU)";
+        "no GPU backend in the llama.cpp cache; the setup adds one on machines with an "
+        "NVIDIA GPU";
     return st;
   }
   for (const auto& path : candidates) {
