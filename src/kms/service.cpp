@@ -158,6 +158,20 @@ std::string AccountOfArn(const std::string& arn) {
 
 }  // namespace
 
+Result<std::shared_ptr<const Policy>> KeyService::ParsedPolicy(const std::string& text) {
+  {
+    std::lock_guard<std::mutex> lock(policy_mu_);
+    if (auto it = policies_.find(text); it != policies_.end()) return it->second;
+  }
+  MS_ASSIGN_OR_RETURN(Policy parsed, ParsePolicy(text));
+  auto p = std::make_shared<const Policy>(std::move(parsed));
+  std::lock_guard<std::mutex> lock(policy_mu_);
+  // Bounded: one entry per distinct policy text in use; start over if that grows.
+  if (policies_.size() >= 256) policies_.clear();
+  policies_.emplace(text, p);
+  return p;
+}
+
 std::string KeyService::DefaultPolicy(const std::string& account) {
   json p = {{"Version", "2012-10-17"},
             {"Id", "key-default-1"},
@@ -274,11 +288,11 @@ RequestContext MakeContext(const KeyService::Call& call, const std::string& key_
 }  // namespace
 
 // Evaluates the key's policy for the call; records the decision.
-static Status Authorize(KeyService::Call& call, const KeyMetadata& key,
+static Status Authorize(KeyService& svc, KeyService::Call& call, const KeyMetadata& key,
                         const EncryptionContext& ctx) {
   call.key_arn = key.arn;
-  MS_ASSIGN_OR_RETURN(Policy policy, ParsePolicy(key.policy));
-  const Decision d = Evaluate(policy, MakeContext(call, key.arn, ctx));
+  MS_ASSIGN_OR_RETURN(auto policy, svc.ParsedPolicy(key.policy));
+  const Decision d = Evaluate(*policy, MakeContext(call, key.arn, ctx));
   call.statement =
       d.statement ? std::to_string(*d.statement + 1) + (d.sid.empty() ? "" : " " + d.sid) : "";
   call.decision = d.allowed() ? "allow" : "deny";
@@ -329,7 +343,7 @@ Result<json> DescribeKey(KeyService& svc, KeyService::Call& call,
                          const std::vector<attest::TrustedRoot>&) {
   MS_ASSIGN_OR_RETURN(std::string ref, String(call.req, "KeyId"));
   MS_ASSIGN_OR_RETURN(KeyMetadata key, ResolveKey(svc, ref));
-  MS_RETURN_IF_ERROR(Authorize(call, key, {}));
+  MS_RETURN_IF_ERROR(Authorize(svc, call, key, {}));
   return json{{"KeyMetadata", KeyMetadataJson(key, svc.store().account())}};
 }
 
@@ -351,7 +365,7 @@ Result<json> CreateAlias(KeyService& svc, KeyService::Call& call,
   MS_ASSIGN_OR_RETURN(std::string alias, String(call.req, "AliasName"));
   MS_ASSIGN_OR_RETURN(std::string target, String(call.req, "TargetKeyId"));
   MS_ASSIGN_OR_RETURN(KeyMetadata key, ResolveKey(svc, target));
-  MS_RETURN_IF_ERROR(Authorize(call, key, {}));
+  MS_RETURN_IF_ERROR(Authorize(svc, call, key, {}));
   if (Status s = svc.store().CreateAlias(alias, key.key_id); !s.ok()) return ToAws(s.error());
   return json::object();
 }
@@ -425,7 +439,7 @@ Result<json> GenerateDataKey(KeyService& svc, KeyService::Call& call,
   MS_ASSIGN_OR_RETURN(KeyMetadata key, ResolveKey(svc, ref));
   call.key_arn = key.arn;
   MS_ASSIGN_OR_RETURN(auto recipient, CheckRecipient(call, roots, svc.chain_cache()));
-  MS_RETURN_IF_ERROR(Authorize(call, key, ctx));
+  MS_RETURN_IF_ERROR(Authorize(svc, call, key, ctx));
   SecretBuffer data_key(bytes);
   MS_RETURN_IF_ERROR(RandomBytes(data_key.data(), data_key.size()));
   auto blob = svc.store().Encrypt(key.key_id, data_key.span(), ctx);
@@ -441,7 +455,7 @@ Result<json> Encrypt(KeyService& svc, KeyService::Call& call,
   MS_ASSIGN_OR_RETURN(Bytes plain, Blob(call.req, "Plaintext", 4096));
   MS_ASSIGN_OR_RETURN(EncryptionContext ctx, Context(call.req));
   MS_ASSIGN_OR_RETURN(KeyMetadata key, ResolveKey(svc, ref));
-  MS_RETURN_IF_ERROR(Authorize(call, key, ctx));
+  MS_RETURN_IF_ERROR(Authorize(svc, call, key, ctx));
   auto blob = svc.store().Encrypt(key.key_id, plain, ctx);
   OPENSSL_cleanse(plain.data(), plain.size());
   if (!blob.ok()) return ToAws(blob.error());
@@ -468,7 +482,7 @@ Result<json> Decrypt(KeyService& svc, KeyService::Call& call,
     }
   }
   MS_ASSIGN_OR_RETURN(auto recipient, CheckRecipient(call, roots, svc.chain_cache()));
-  MS_RETURN_IF_ERROR(Authorize(call, key, ctx));
+  MS_RETURN_IF_ERROR(Authorize(svc, call, key, ctx));
   auto opened = svc.store().Decrypt(blob, ctx);
   if (!opened.ok()) {
     call.decision = "deny";
@@ -484,7 +498,7 @@ Result<json> GetKeyPolicy(KeyService& svc, KeyService::Call& call,
   MS_ASSIGN_OR_RETURN(std::string ref, String(call.req, "KeyId"));
   MS_ASSIGN_OR_RETURN(auto name, OptString(call.req, "PolicyName"));
   MS_ASSIGN_OR_RETURN(KeyMetadata key, ResolveKey(svc, ref));
-  MS_RETURN_IF_ERROR(Authorize(call, key, {}));
+  MS_RETURN_IF_ERROR(Authorize(svc, call, key, {}));
   if (name && *name != "default")
     return Aws("NotFoundException", "Policy " + *name + " does not exist");
   return json{{"Policy", key.policy}, {"PolicyName", "default"}};
@@ -498,7 +512,7 @@ Result<json> PutKeyPolicy(KeyService& svc, KeyService::Call& call,
   if (name && *name != "default")
     return Aws("ValidationException", "PolicyName must be \"default\"");
   MS_ASSIGN_OR_RETURN(KeyMetadata key, ResolveKey(svc, ref));
-  MS_RETURN_IF_ERROR(Authorize(call, key, {}));
+  MS_RETURN_IF_ERROR(Authorize(svc, call, key, {}));
   auto policy = ParsePolicy(text);
   if (!policy.ok()) return ToAws(policy.error());
   const bool bypass = call.req.value("BypassPolicyLockoutSafetyCheck", false);
@@ -521,7 +535,7 @@ Result<json> ScheduleKeyDeletion(KeyService& svc, KeyService::Call& call,
     days = call.req["PendingWindowInDays"].get<int>();
   }
   MS_ASSIGN_OR_RETURN(KeyMetadata key, ResolveKey(svc, ref));
-  MS_RETURN_IF_ERROR(Authorize(call, key, {}));
+  MS_RETURN_IF_ERROR(Authorize(svc, call, key, {}));
   auto done = svc.store().ScheduleDeletion(key.key_id, days);
   if (!done.ok()) return ToAws(done.error());
   return json{{"KeyId", done->arn},

@@ -25,6 +25,7 @@
 // never key material). Thread-safe.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -32,6 +33,7 @@
 
 #include "attest/attest.h"
 #include "kms/keystore.h"
+#include "kms/policy.h"
 
 namespace modelseal::kms {
 
@@ -58,6 +60,10 @@ class KeyService {
   static std::string DefaultPolicy(const std::string& account);
 
   KeyStore& store() { return *store_; }
+
+  // A key policy in parsed form, cached by its text: every request evaluates its key's
+  // policy, and policies change rarely (a changed text is simply another entry).
+  Result<std::shared_ptr<const Policy>> ParsedPolicy(const std::string& text);
   const std::shared_ptr<attest::ChainCache>& chain_cache() const { return chain_cache_; }
 
   struct Call;  // one request in flight (service.cpp)
@@ -69,6 +75,8 @@ class KeyService {
   std::shared_ptr<attest::ChainCache> chain_cache_ = std::make_shared<attest::ChainCache>();
   std::mutex audit_mu_;
   int audit_fd_ = -1;
+  std::mutex policy_mu_;
+  std::map<std::string, std::shared_ptr<const Policy>> policies_;
 
   void Audit(const Call& call);
   friend struct Call;
