@@ -219,11 +219,17 @@ TEST_F(ServiceTest, ExplicitDenyBeatsAllow) {
                     {"Principal", "*"},
                     {"Action", "kms:Encrypt"},
                     {"Resource", "*"}}}}};
+  const json plain = {{"KeyId", id}, {"Plaintext", Base64Encode(Bytes{1, 2, 3})}};
+  // Allowed under the key's first policy (which the service has now parsed and kept).
+  Call(*service_, "Encrypt", plain, kOwner);
   Call(*service_, "PutKeyPolicy", {{"KeyId", id}, {"Policy", policy.dump()}}, kOwner);
-  json r = Call(*service_, "Encrypt", {{"KeyId", id}, {"Plaintext", Base64Encode(Bytes{1, 2, 3})}},
-                kOwner, 400);
+  json r = Call(*service_, "Encrypt", plain, kOwner, 400);
   EXPECT_EQ(r["__type"], "AccessDeniedException");
   EXPECT_NE(r["message"].get<std::string>().find("NoEncrypt"), std::string::npos);
+  // A policy change takes effect at once, in both directions.
+  policy["Statement"].erase(1);
+  Call(*service_, "PutKeyPolicy", {{"KeyId", id}, {"Policy", policy.dump()}}, kOwner);
+  Call(*service_, "Encrypt", plain, kOwner);
 }
 
 TEST_F(ServiceTest, OperationsAndTheirShapes) {
