@@ -81,20 +81,7 @@ double Measure(const testenv::HttpServer& server, const std::string& data, unsig
 
 std::unique_ptr<testenv::HttpServer> Serve(const std::string& data, long rate) {
   return std::make_unique<testenv::HttpServer>([&data, rate](const testenv::HttpRequestIn& r) {
-    testenv::HttpResponseOut out;
-    out.headers.emplace_back("ETag", "\"bench\"");
-    if (r.method == "HEAD") {
-      out.head_length = static_cast<long>(data.size());
-      return out;
-    }
-    const std::string& range = r.headers.at("range");
-    const uint64_t a = std::stoull(range.substr(6));
-    const uint64_t b = std::stoull(range.substr(range.find('-') + 1));
-    out.status = 206;
-    out.headers.emplace_back(
-        "Content-Range",
-        "bytes " + std::to_string(a) + "-" + std::to_string(b) + "/" + std::to_string(data.size()));
-    out.body = data.substr(a, b - a + 1);
+    testenv::HttpResponseOut out = testenv::RangedObject(r, data, "bench");
     out.rate_bytes_per_s = rate;
     return out;
   });

@@ -242,6 +242,24 @@ S3rver::~S3rver() {
   RemoveTree(dir_);
 }
 
+HttpResponseOut RangedObject(const HttpRequestIn& r, std::string_view data,
+                             const std::string& etag) {
+  HttpResponseOut out;
+  out.headers.emplace_back("ETag", "\"" + etag + "\"");
+  if (r.method == "HEAD") {
+    out.head_length = static_cast<long>(data.size());
+    return out;
+  }
+  const std::string& range = r.headers.at("range");  // bytes=A-B
+  const uint64_t a = std::stoull(range.substr(6));
+  const uint64_t b = std::stoull(range.substr(range.find('-') + 1));
+  out.status = 206;
+  out.headers.emplace_back("Content-Range", "bytes " + std::to_string(a) + "-" + std::to_string(b) +
+                                                "/" + std::to_string(data.size()));
+  out.body = std::string(data.substr(a, b - a + 1));
+  return out;
+}
+
 // ---- LoopbackListener ---------------------------------------------------------
 
 LoopbackListener::LoopbackListener(ServeFn serve) : serve_(std::move(serve)) {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -77,6 +78,11 @@ struct HttpResponseOut {
   // When > 0: send the body at about this many bytes per second (a slow link).
   long rate_bytes_per_s = 0;
 };
+
+// What an object server answers for `data` (ETag `etag`): HEAD gives its length; a GET
+// with "Range: bytes=A-B" gives 206 and those bytes.
+HttpResponseOut RangedObject(const HttpRequestIn& r, std::string_view data,
+                             const std::string& etag);
 
 // A listening socket on 127.0.0.1 (any free port) that serves each connection on its
 // own thread. The destructor stops accepting, shuts every connection down and joins.
