@@ -118,7 +118,8 @@ struct Engine::State {
   // Names being loaded right now (so two loads of one name do not race).
   std::map<std::string, int> loading;
   std::atomic<uint64_t> active{0}, completed{0}, cancelled{0}, failed{0};
-  std::shared_ptr<ComputeThread> compute;  // started by the first load
+  // Where every model's decodes run; shared with the models (they may outlive a load).
+  const std::shared_ptr<ComputeThread> compute = std::make_shared<ComputeThread>();
 
   Result<std::shared_ptr<Model>> Find(const std::string& name) const {
     std::lock_guard<std::mutex> lock(mu);
@@ -147,7 +148,6 @@ Result<ModelInfo> Engine::State::Load(const std::string& path, int fd, uint64_t 
                        "a model named '" + o.name + "' is already loaded");
     }
     loading[o.name] = 1;
-    if (!compute) compute = std::make_shared<ComputeThread>();
   }
   struct Unmark {
     State* s;
@@ -161,10 +161,7 @@ Result<ModelInfo> Engine::State::Load(const std::string& path, int fd, uint64_t 
   InitLlamaOnce();
   const auto t0 = std::chrono::steady_clock::now();
   auto m = std::make_shared<Model>();
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    m->compute = compute;
-  }
+  m->compute = compute;
   ModelInfo& info = m->info;
   info.name = o.name;
   info.source = o.source.empty() ? path : o.source;
