@@ -246,17 +246,25 @@ Result<ProfileValues> LoadProfile(std::string profile) {
   return merged;
 }
 
+namespace {
+
+// A non-empty setting of the active profile in the AWS config files.
+std::optional<std::string> ProfileValue(const char* key) {
+  auto profile = LoadProfile();
+  if (!profile.ok()) return std::nullopt;
+  auto it = profile->find(key);
+  if (it == profile->end() || it->second.empty()) return std::nullopt;
+  return it->second;
+}
+
+}  // namespace
+
 std::optional<std::string> RegionFromEnvOrConfig() {
   for (const char* name : {"AWS_REGION", "AWS_DEFAULT_REGION"}) {
     std::string v = Env(name);
     if (!v.empty()) return v;
   }
-  auto profile = LoadProfile();
-  if (profile.ok()) {
-    auto it = profile->find("region");
-    if (it != profile->end() && !it->second.empty()) return it->second;
-  }
-  return std::nullopt;
+  return ProfileValue("region");
 }
 
 Result<std::string> ResolveRegion(std::shared_ptr<HttpTransport> transport) {
@@ -285,12 +293,7 @@ std::optional<std::string> EndpointOverride(std::string_view service_id) {
   if (!v.empty()) return v;
   v = Env("AWS_ENDPOINT_URL");
   if (!v.empty()) return v;
-  auto profile = LoadProfile();
-  if (profile.ok()) {
-    auto it = profile->find("endpoint_url");
-    if (it != profile->end() && !it->second.empty()) return it->second;
-  }
-  return std::nullopt;
+  return ProfileValue("endpoint_url");
 }
 
 }  // namespace modelseal::aws
