@@ -68,15 +68,30 @@ Result<std::unique_ptr<SealedReader>> SealedReader::Open(const ByteSource& src,
 }
 
 Status SealedReader::DecryptChunk(uint64_t index, uint8_t* out, uint8_t* scratch) const {
-  thread_local internal::ChunkCipher cipher;
-  const uint64_t n = header_.chunk_count();
   const uint32_t plain = header_.chunk_plain_size(index);
   MS_ASSIGN_OR_RETURN(auto in, src_.ReadAt(header_.chunk_offset(index), plain + kTagSize, scratch));
-  MS_ASSIGN_OR_RETURN(bool ok, cipher.Decrypt(chunk_key_, index, index + 1 == n, in.first(plain),
-                                              in.data() + plain, out));
+  return DecryptChunkFrom(index, in, std::span(out, plain));
+}
+
+Status SealedReader::DecryptChunkFrom(uint64_t index, std::span<const uint8_t> sealed,
+                                      std::span<uint8_t> out) const {
+  thread_local internal::ChunkCipher cipher;
+  const uint64_t n = header_.chunk_count();
+  if (index >= n) {
+    return Fail(ErrorCode::kInvalidArgument, "out-of-range",
+                "chunk index " + std::to_string(index) + " is past the last chunk");
+  }
+  const uint32_t plain = header_.chunk_plain_size(index);
+  if (sealed.size() != uint64_t{plain} + kTagSize || out.size() != plain) {
+    return Fail(ErrorCode::kInvalidArgument, "out-of-range",
+                ChunkName(index, n) + ": sealed or output buffer has the wrong size");
+  }
+  MS_ASSIGN_OR_RETURN(bool ok, cipher.Decrypt(chunk_key_, index, index + 1 == n,
+                                              sealed.first(plain), sealed.data() + plain,
+                                              out.data()));
   if (!ok) {
     ERR_clear_error();
-    OPENSSL_cleanse(out, plain);
+    OPENSSL_cleanse(out.data(), plain);
     return Fail(ErrorCode::kIntegrity, "chunk-auth-failed",
                 ChunkName(index, n) + " failed authentication");
   }

@@ -119,6 +119,14 @@ class SealedReader {
   // that cover the range. On failure `out` is zeroed.
   Status ReadAt(uint64_t offset, std::span<uint8_t> out) const;
 
+  // Decrypts chunk `index` from `sealed`, its bytes as they stand in the object at
+  // header().chunk_offset(index) (chunk_plain_size(index) + kTagSize bytes), into
+  // `out` (chunk_plain_size(index) bytes). For callers that fetch the object
+  // themselves, e.g. to decrypt ranges of a download as they arrive. Thread-safe.
+  // On failure `out` is zeroed (reasons chunk-auth-failed, out-of-range).
+  Status DecryptChunkFrom(uint64_t index, std::span<const uint8_t> sealed,
+                          std::span<uint8_t> out) const;
+
   // Decrypts the whole plaintext into `out` (exactly plaintext_size bytes), chunks
   // in parallel. On failure `out` is zeroed. Progress stage "unseal".
   Status DecryptAll(std::span<uint8_t> out, unsigned threads, const ProgressFn& progress) const;
