@@ -14,7 +14,7 @@
 
 #include "aws/credentials.h"
 #include "store/store.h"
-#include "tests/aws/testenv.h"
+#include "tests/support/testenv.h"
 
 using namespace modelseal;
 

@@ -1,6 +1,6 @@
-// Shared AWS plumbing for the modules that talk to AWS-compatible services (store
-// for S3, kms for KMS): an HTTP transport over libcurl (http.h), retries with
-// backoff and AWS error translation (retry.h), SigV4 signing (sigv4.h), the
+// AWS specifics for the modules that talk to AWS-compatible services (store for
+// S3, kms for KMS), on top of the plain HTTP plumbing in net/: AWS error
+// translation (errors.h), SigV4 signing (sigv4.h), the
 // credentials chain, region and endpoint resolution (credentials.h), IMDSv2
 // (imds.h), and a small XML reader for S3 documents (xml.h).
 //
@@ -11,8 +11,7 @@
 #pragma once
 
 #include "aws/credentials.h"
-#include "aws/http.h"
+#include "aws/errors.h"
 #include "aws/imds.h"
-#include "aws/retry.h"
 #include "aws/sigv4.h"
 #include "aws/xml.h"

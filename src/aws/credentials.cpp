@@ -113,7 +113,7 @@ class ProfileProvider final : public CredentialsProvider {
 
 class ChainProvider final : public CredentialsProvider {
  public:
-  explicit ChainProvider(std::shared_ptr<HttpTransport> transport)
+  explicit ChainProvider(std::shared_ptr<net::HttpTransport> transport)
       : transport_(std::move(transport)) {}
 
   Result<CredentialsPtr> Get() override {
@@ -144,7 +144,7 @@ class ChainProvider final : public CredentialsProvider {
   }
 
  private:
-  std::shared_ptr<HttpTransport> transport_;
+  std::shared_ptr<net::HttpTransport> transport_;
   std::mutex mu_;
   std::shared_ptr<CredentialsProvider> chosen_;
 };
@@ -174,8 +174,9 @@ std::shared_ptr<CredentialsProvider> ProfileCredentials(std::string profile) {
   return std::make_shared<ProfileProvider>(std::move(profile));
 }
 std::shared_ptr<CredentialsProvider> DefaultCredentialsChain(
-    std::shared_ptr<HttpTransport> transport) {
-  return std::make_shared<ChainProvider>(transport ? std::move(transport) : DefaultTransport());
+    std::shared_ptr<net::HttpTransport> transport) {
+  return std::make_shared<ChainProvider>(transport ? std::move(transport)
+                                                   : net::DefaultTransport());
 }
 
 std::map<std::string, ProfileValues> ParseIni(std::string_view text) {
@@ -267,7 +268,7 @@ std::optional<std::string> RegionFromEnvOrConfig() {
   return ProfileValue("region");
 }
 
-Result<std::string> ResolveRegion(std::shared_ptr<HttpTransport> transport) {
+Result<std::string> ResolveRegion(std::shared_ptr<net::HttpTransport> transport) {
   if (auto r = RegionFromEnvOrConfig()) return *r;
   if (ImdsClient::DisabledByEnvironment()) {
     return MakeError(ErrorCode::kInvalidArgument, "aws", "no-region",

@@ -23,9 +23,9 @@
 #include <string>
 #include <string_view>
 
-#include "aws/http.h"
 #include "common/error.h"
 #include "common/secret.h"
+#include "net/http.h"
 
 namespace modelseal::aws {
 
@@ -57,7 +57,7 @@ std::shared_ptr<CredentialsProvider> EnvironmentCredentials();
 std::shared_ptr<CredentialsProvider> ProfileCredentials(std::string profile = "");
 // The default chain above. `transport` is used for IMDS (nullptr: default).
 std::shared_ptr<CredentialsProvider> DefaultCredentialsChain(
-    std::shared_ptr<HttpTransport> transport = nullptr);
+    std::shared_ptr<net::HttpTransport> transport = nullptr);
 
 // ---- shared config files ----------------------------------------------------
 
@@ -74,7 +74,7 @@ std::map<std::string, ProfileValues> ParseIni(std::string_view text);
 // then ask IMDS with ImdsClient::Region()).
 std::optional<std::string> RegionFromEnvOrConfig();
 // Region from environment, config, then IMDS (unless disabled).
-Result<std::string> ResolveRegion(std::shared_ptr<HttpTransport> transport = nullptr);
+Result<std::string> ResolveRegion(std::shared_ptr<net::HttpTransport> transport = nullptr);
 
 // Endpoint override for a service id such as "S3" or "KMS"; nullopt for none.
 std::optional<std::string> EndpointOverride(std::string_view service_id);

@@ -1,4 +1,5 @@
 #include "aws/imds.h"
+#include "aws/errors.h"
 
 #include <nlohmann/json.hpp>
 
@@ -10,8 +11,8 @@ namespace {
 
 constexpr int kTokenTtlSeconds = 21600;
 
-HttpRequest ImdsRequest(const std::string& method, const std::string& url) {
-  HttpRequest r;
+net::HttpRequest ImdsRequest(const std::string& method, const std::string& url) {
+  net::HttpRequest r;
   r.method = method;
   r.url = url;
   r.connect_timeout = std::chrono::milliseconds(1000);
@@ -28,8 +29,8 @@ bool ImdsClient::DisabledByEnvironment() {
          (std::string(v) == "true" || std::string(v) == "TRUE" || std::string(v) == "1");
 }
 
-ImdsClient::ImdsClient(std::shared_ptr<HttpTransport> transport, std::string endpoint)
-    : transport_(transport ? std::move(transport) : DefaultTransport()),
+ImdsClient::ImdsClient(std::shared_ptr<net::HttpTransport> transport, std::string endpoint)
+    : transport_(transport ? std::move(transport) : net::DefaultTransport()),
       endpoint_(std::move(endpoint)) {
   if (endpoint_.empty()) {
     const char* e = std::getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
@@ -48,11 +49,11 @@ Result<std::string> ImdsClient::Token() {
                      "IMDS is disabled by AWS_EC2_METADATA_DISABLED");
   }
   std::string token;
-  Status s = WithRetries(retry_, [&](int) -> Status {
-    HttpRequest req = ImdsRequest("PUT", endpoint_ + "/latest/api/token");
+  Status s = net::WithRetries(retry_, [&](int) -> Status {
+    net::HttpRequest req = ImdsRequest("PUT", endpoint_ + "/latest/api/token");
     req.headers.emplace_back("X-aws-ec2-metadata-token-ttl-seconds",
                              std::to_string(kTokenTtlSeconds));
-    MS_ASSIGN_OR_RETURN(HttpResponse resp, transport_->Send(req));
+    MS_ASSIGN_OR_RETURN(net::HttpResponse resp, transport_->Send(req));
     if (resp.status != 200) return AwsErrorFromResponse("imds", "IMDS PUT /latest/api/token", resp);
     token = resp.BodyText();
     return Ok{};
@@ -65,11 +66,11 @@ Result<std::string> ImdsClient::Token() {
 
 Result<std::string> ImdsClient::Get(const std::string& path) {
   std::string body;
-  Status s = WithRetries(retry_, [&](int) -> Status {
+  Status s = net::WithRetries(retry_, [&](int) -> Status {
     MS_ASSIGN_OR_RETURN(std::string token, Token());
-    HttpRequest req = ImdsRequest("GET", endpoint_ + path);
+    net::HttpRequest req = ImdsRequest("GET", endpoint_ + path);
     req.headers.emplace_back("X-aws-ec2-metadata-token", token);
-    MS_ASSIGN_OR_RETURN(HttpResponse resp, transport_->Send(req));
+    MS_ASSIGN_OR_RETURN(net::HttpResponse resp, transport_->Send(req));
     if (resp.status == 401) {  // token expired or revoked: fetch a new one next try
       std::lock_guard<std::mutex> lock(mu_);
       token_.clear();

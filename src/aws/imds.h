@@ -15,15 +15,15 @@
 #include <string>
 
 #include "aws/credentials.h"
-#include "aws/http.h"
-#include "aws/retry.h"
+#include "net/http.h"
+#include "net/retry.h"
 
 namespace modelseal::aws {
 
 class ImdsClient {
  public:
   // Empty endpoint: from the environment, else the link-local default.
-  explicit ImdsClient(std::shared_ptr<HttpTransport> transport, std::string endpoint = "");
+  explicit ImdsClient(std::shared_ptr<net::HttpTransport> transport, std::string endpoint = "");
 
   // GET of a metadata path such as "/latest/meta-data/instance-type".
   Result<std::string> Get(const std::string& path);
@@ -35,9 +35,9 @@ class ImdsClient {
  private:
   Result<std::string> Token();
 
-  std::shared_ptr<HttpTransport> transport_;
+  std::shared_ptr<net::HttpTransport> transport_;
   std::string endpoint_;
-  RetryPolicy retry_;
+  net::RetryPolicy retry_;
   std::mutex mu_;
   std::string token_;
   std::chrono::steady_clock::time_point token_expiry_{};

@@ -91,11 +91,11 @@ std::string CanonicalPath(const std::string& path, bool double_encode) {
     norm += segs[i];
   }
   if (!segs.empty() && path.ends_with("/")) norm += "/";
-  return UriEncode(norm, /*keep_slash=*/true);
+  return net::UriEncode(norm, /*keep_slash=*/true);
 }
 
 // name -> canonical value, sorted by name.
-std::map<std::string, std::string> CanonicalHeaders(const HeaderList& headers) {
+std::map<std::string, std::string> CanonicalHeaders(const net::HeaderList& headers) {
   std::map<std::string, std::string> out;
   for (const auto& [n, v] : headers) {
     std::string l = Lower(n);
@@ -150,7 +150,7 @@ std::string CanonicalRequest(const SignableRequest& req, bool double_encode,
   return out;
 }
 
-void SetHeader(HeaderList& headers, const std::string& name, const std::string& value) {
+void SetHeader(net::HeaderList& headers, const std::string& name, const std::string& value) {
   for (auto& [n, v] : headers) {
     if (Lower(n) == name) {
       v = value;
@@ -160,7 +160,7 @@ void SetHeader(HeaderList& headers, const std::string& name, const std::string& 
   headers.emplace_back(name, value);
 }
 
-const std::string* FindHeader(const HeaderList& headers, const std::string& lname) {
+const std::string* FindHeader(const net::HeaderList& headers, const std::string& lname) {
   for (const auto& [n, v] : headers) {
     if (Lower(n) == lname) return &v;
   }
@@ -188,8 +188,8 @@ std::string CanonicalQuery(const std::vector<std::pair<std::string, std::string>
   std::map<std::string, std::vector<std::string>> by_key;
   for (const auto& [k, v] : query) {
     if (Lower(k) == "x-amz-signature") continue;
-    const std::string ek = UriEncode(k);
-    by_key[ek].push_back(ek + "=" + UriEncode(v));
+    const std::string ek = net::UriEncode(k);
+    by_key[ek].push_back(ek + "=" + net::UriEncode(v));
   }
   std::string out;
   for (auto& [k, pairs] : by_key) {
@@ -229,7 +229,7 @@ void Presign(SignableRequest& req, const Credentials& creds, const SigningParams
   const std::string long_date = AmzDate(params.time);
   std::string hash = payload_hash;
   if (const std::string* h = FindHeader(req.headers, "x-amz-content-sha256")) hash = *h;
-  HeaderList kept;
+  net::HeaderList kept;
   for (auto& [n, v] : req.headers) {
     if (Lower(n).starts_with("x-amz-")) {
       req.query.emplace_back(n, v);

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "aws/credentials.h"
-#include "aws/http.h"
+#include "net/http.h"
 
 namespace modelseal::aws {
 
@@ -24,7 +24,7 @@ struct SignableRequest {
   std::string method;
   std::string path = "/";                                  // wire form, percent-encoded
   std::vector<std::pair<std::string, std::string>> query;  // decoded; order irrelevant
-  HeaderList headers;                                      // must include "host"
+  net::HeaderList headers;                                 // must include "host"
 };
 
 struct SigningParams {

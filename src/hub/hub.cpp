@@ -76,7 +76,7 @@ Result<std::string> FileSha256(const std::string& path) {
 }
 
 // Maps a Hub error response to a named cause.
-Error FromResponse(const aws::HttpResponse& r, const std::string& what) {
+Error FromResponse(const net::HttpResponse& r, const std::string& what) {
   const std::string code = r.Header("x-error-code").value_or("");
   std::string msg = r.Header("x-error-message").value_or("");
   if (msg.empty()) {
@@ -111,7 +111,7 @@ Error Unreachable(const Error& e, const std::string& endpoint) {
 // Resolves `location` (absolute or relative) against `base`.
 std::string Resolve(const std::string& base, const std::string& location) {
   if (location.starts_with("http://") || location.starts_with("https://")) return location;
-  auto u = aws::ParseUrl(base);
+  auto u = net::ParseUrl(base);
   if (!u.ok()) return location;
   if (location.starts_with("/")) return u->Origin() + location;
   const std::string dir = u->path.substr(0, u->path.rfind('/') + 1);
@@ -119,12 +119,12 @@ std::string Resolve(const std::string& base, const std::string& location) {
 }
 
 std::string HostOf(const std::string& url) {
-  auto u = aws::ParseUrl(url);
+  auto u = net::ParseUrl(url);
   return u.ok() ? u->Authority() : "";
 }
 
 std::string EncodePath(const std::string& p) {
-  return aws::UriEncode(p, /*keep_slash=*/true);
+  return net::UriEncode(p, /*keep_slash=*/true);
 }
 
 }  // namespace
@@ -179,7 +179,7 @@ Status ValidateRepoPath(const std::string& path) {
 }
 
 HubClient::HubClient(HubOptions o) : retry_(o.retry) {
-  transport_ = o.transport ? o.transport : aws::DefaultTransport();
+  transport_ = o.transport ? o.transport : net::DefaultTransport();
   endpoint_ = !o.endpoint.empty() ? o.endpoint : Env("HF_ENDPOINT");
   if (endpoint_.empty()) endpoint_ = "https://huggingface.co";
   while (endpoint_.size() > 1 && endpoint_.back() == '/') endpoint_.pop_back();
@@ -195,7 +195,7 @@ HubClient::HubClient(HubOptions o) : retry_(o.retry) {
   if (cache_dir_.empty()) cache_dir_ = Env("HOME") + "/.cache/modelseal/hub";
 }
 
-void HubClient::AddAuth(aws::HttpRequest& req) const {
+void HubClient::AddAuth(net::HttpRequest& req) const {
   if (token_.empty()) return;
   req.headers.emplace_back(
       "Authorization",
@@ -207,7 +207,7 @@ std::string HubClient::CachePath(const std::string& repo, const std::string& rev
   std::string dir = repo;
   std::replace(dir.begin(), dir.end(), '/', '-');
   if (repo.find('/') != std::string::npos) dir.insert(repo.find('/'), "-");  // org--name
-  return cache_dir_ + "/" + dir + "/" + aws::UriEncode(revision) + "/" + file;
+  return cache_dir_ + "/" + dir + "/" + net::UriEncode(revision) + "/" + file;
 }
 
 Result<Downloaded> HubClient::Download(const std::string& repo, const std::string& revision,
@@ -238,16 +238,16 @@ Result<Downloaded> HubClient::Download(const std::string& repo, const std::strin
 
   // 1. Metadata: HEAD the resolve URL without following redirects.
   const std::string resolve =
-      endpoint_ + "/" + repo + "/resolve/" + aws::UriEncode(revision) + "/" + EncodePath(file);
+      endpoint_ + "/" + repo + "/resolve/" + net::UriEncode(revision) + "/" + EncodePath(file);
   std::string url = resolve;
   std::string download_url;
   std::string expected_sha;
   uint64_t expected_size = 0;
   bool size_known = false;
-  Status meta = aws::WithRetries(retry_, [&](int) -> Status {
+  Status meta = net::WithRetries(retry_, [&](int) -> Status {
     url = resolve;
     for (int hop = 0; hop < 6; ++hop) {
-      aws::HttpRequest req;
+      net::HttpRequest req;
       req.method = "HEAD";
       req.url = url;
       if (HostOf(url) == HostOf(endpoint_)) AddAuth(req);
@@ -307,14 +307,14 @@ Result<Downloaded> HubClient::Download(const std::string& repo, const std::strin
     have = 0;
   }
   const bool send_auth = HostOf(download_url) == HostOf(endpoint_);
-  Status body = aws::WithRetries(retry_, [&](int) -> Status {
+  Status body = net::WithRetries(retry_, [&](int) -> Status {
     if (size_known && have == expected_size) return Ok{};
-    aws::HttpRequest req;
+    net::HttpRequest req;
     req.url = download_url;
     req.follow_redirects = true;
     if (send_auth) AddAuth(req);
     if (have > 0) req.headers.emplace_back("Range", "bytes=" + std::to_string(have) + "-");
-    req.on_response = [&](long status, const aws::HeaderList&) -> Status {
+    req.on_response = [&](long status, const net::HeaderList&) -> Status {
       if (status == 200 && have > 0) {  // the server ignored Range: start over
         have = 0;
         if (ftruncate(fd, 0) != 0) return ErrnoError("hub", "truncate " + partial, errno);
@@ -375,11 +375,11 @@ Result<std::vector<HubFile>> HubClient::ListFiles(const std::string& repo,
   MS_RETURN_IF_ERROR(ValidateRepoId(repo));
   std::vector<HubFile> files;
   std::string url =
-      endpoint_ + "/api/models/" + repo + "/tree/" + aws::UriEncode(revision) + "?recursive=true";
+      endpoint_ + "/api/models/" + repo + "/tree/" + net::UriEncode(revision) + "?recursive=true";
   for (int page = 0; page < 1000 && !url.empty(); ++page) {
-    aws::HttpResponse resp;
-    Status s = aws::WithRetries(retry_, [&](int) -> Status {
-      aws::HttpRequest req;
+    net::HttpResponse resp;
+    Status s = net::WithRetries(retry_, [&](int) -> Status {
+      net::HttpRequest req;
       req.url = url;
       AddAuth(req);
       auto r = transport_->Send(req);

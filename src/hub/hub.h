@@ -32,11 +32,11 @@
 #include <string>
 #include <vector>
 
-#include "aws/http.h"
-#include "aws/retry.h"
 #include "common/error.h"
 #include "common/progress.h"
 #include "common/secret.h"
+#include "net/http.h"
+#include "net/retry.h"
 
 namespace modelseal::hub {
 
@@ -44,8 +44,8 @@ struct HubOptions {
   std::string endpoint;              // "" -> $HF_ENDPOINT or https://huggingface.co
   std::optional<std::string> token;  // nullopt -> $HF_TOKEN (if set)
   std::string cache_dir;             // "" -> see above
-  aws::RetryPolicy retry;
-  std::shared_ptr<aws::HttpTransport> transport;  // nullptr -> default
+  net::RetryPolicy retry;
+  std::shared_ptr<net::HttpTransport> transport;  // nullptr -> default
 };
 
 struct HubFile {
@@ -80,10 +80,10 @@ class HubClient {
   std::string endpoint_;
   std::string cache_dir_;
   SecretBuffer token_;
-  aws::RetryPolicy retry_;
-  std::shared_ptr<aws::HttpTransport> transport_;
+  net::RetryPolicy retry_;
+  std::shared_ptr<net::HttpTransport> transport_;
 
-  void AddAuth(aws::HttpRequest& req) const;
+  void AddAuth(net::HttpRequest& req) const;
 };
 
 // "org/name" (or "name"): letters, digits, '-', '_', '.'; no "--" or ".." parts.

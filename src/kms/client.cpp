@@ -2,6 +2,7 @@
 
 #include <openssl/x509.h>
 
+#include "aws/errors.h"
 #include "aws/sigv4.h"
 #include "common/ossl.h"
 #include "kms/recipient.h"
@@ -12,7 +13,7 @@ using nlohmann::json;
 
 Result<std::unique_ptr<KmsClient>> KmsClient::Create(ClientConfig config) {
   std::unique_ptr<KmsClient> c(new KmsClient());
-  c->transport_ = config.transport ? config.transport : aws::DefaultTransport();
+  c->transport_ = config.transport ? config.transport : net::DefaultTransport();
   c->credentials_ =
       config.credentials ? config.credentials : aws::DefaultCredentialsChain(c->transport_);
   c->retry_ = config.retry;
@@ -26,17 +27,17 @@ Result<std::unique_ptr<KmsClient>> KmsClient::Create(ClientConfig config) {
         aws::EndpointOverride("KMS").value_or("https://kms." + c->region_ + ".amazonaws.com");
   }
   while (!c->endpoint_.empty() && c->endpoint_.back() == '/') c->endpoint_.pop_back();
-  MS_RETURN_IF_ERROR(aws::ParseUrl(c->endpoint_));
+  MS_RETURN_IF_ERROR(net::ParseUrl(c->endpoint_));
   return c;
 }
 
 Result<json> KmsClient::Call(const std::string& operation, const json& request) const {
-  MS_ASSIGN_OR_RETURN(aws::Url url, aws::ParseUrl(endpoint_ + "/"));
+  MS_ASSIGN_OR_RETURN(net::Url url, net::ParseUrl(endpoint_ + "/"));
   const std::string body = request.dump();
   const std::span<const uint8_t> body_bytes(reinterpret_cast<const uint8_t*>(body.data()),
                                             body.size());
   json result;
-  Status s = aws::WithRetries(retry_, [&](int) -> Status {
+  Status s = net::WithRetries(retry_, [&](int) -> Status {
     MS_ASSIGN_OR_RETURN(aws::CredentialsPtr creds, credentials_->Get());
     aws::SignableRequest sr;
     sr.method = "POST";
@@ -50,13 +51,13 @@ Result<json> KmsClient::Call(const std::string& operation, const json& request) 
     params.time = std::chrono::system_clock::now();
     params.add_content_sha256 = false;
     aws::SignHeaders(sr, *creds, params, aws::Sha256Hex(body_bytes));
-    aws::HttpRequest req;
+    net::HttpRequest req;
     req.method = "POST";
     req.url = endpoint_ + "/";
     req.headers = sr.headers;
     req.body = body_bytes;
     req.total_timeout = std::chrono::milliseconds(60000);
-    MS_ASSIGN_OR_RETURN(aws::HttpResponse resp, transport_->Send(req));
+    MS_ASSIGN_OR_RETURN(net::HttpResponse resp, transport_->Send(req));
     if (resp.status != 200) {
       Error e = aws::AwsErrorFromResponse("kms", operation, resp);
       return e;

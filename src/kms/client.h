@@ -16,12 +16,12 @@
 #include <string>
 
 #include "aws/credentials.h"
-#include "aws/http.h"
-#include "aws/retry.h"
 #include "common/bytes.h"
 #include "common/error.h"
 #include "common/secret.h"
 #include "kms/keystore.h"
+#include "net/http.h"
+#include "net/retry.h"
 
 namespace modelseal::kms {
 
@@ -29,8 +29,8 @@ struct ClientConfig {
   std::string endpoint;                                   // empty: from the environment / region
   std::string region;                                     // empty: resolved like the AWS SDKs
   std::shared_ptr<aws::CredentialsProvider> credentials;  // null: default chain
-  std::shared_ptr<aws::HttpTransport> transport;          // null: default
-  aws::RetryPolicy retry;
+  std::shared_ptr<net::HttpTransport> transport;          // null: default
+  net::RetryPolicy retry;
 };
 
 struct DataKey {
@@ -69,8 +69,8 @@ class KmsClient {
   std::string endpoint_;
   std::string region_;
   std::shared_ptr<aws::CredentialsProvider> credentials_;
-  std::shared_ptr<aws::HttpTransport> transport_;
-  aws::RetryPolicy retry_;
+  std::shared_ptr<net::HttpTransport> transport_;
+  net::RetryPolicy retry_;
 };
 
 }  // namespace modelseal::kms

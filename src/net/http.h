@@ -27,7 +27,7 @@
 #include "common/bytes.h"
 #include "common/error.h"
 
-namespace modelseal::aws {
+namespace modelseal::net {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
@@ -95,4 +95,4 @@ struct Url {
 };
 Result<Url> ParseUrl(std::string_view url);
 
-}  // namespace modelseal::aws
+}  // namespace modelseal::net

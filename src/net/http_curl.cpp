@@ -6,9 +6,9 @@
 #include <cstring>
 #include <mutex>
 
-#include "aws/http.h"
+#include "net/http.h"
 
-namespace modelseal::aws {
+namespace modelseal::net {
 namespace {
 
 struct CurlFree {
@@ -337,4 +337,4 @@ Result<Url> ParseUrl(std::string_view s) {
   return u;
 }
 
-}  // namespace modelseal::aws
+}  // namespace modelseal::net

@@ -1,5 +1,6 @@
 #include "store/s3_request.h"
 
+#include "aws/errors.h"
 #include "store/internal.h"
 
 namespace modelseal::store {
@@ -9,19 +10,19 @@ Result<std::shared_ptr<S3Endpoint>> S3Endpoint::Resolve(const std::string& bucke
   auto ep = std::make_shared<S3Endpoint>();
   ep->bucket_ = bucket;
   ep->retry_ = o.retry;
-  ep->transport_ = o.transport ? o.transport : aws::DefaultTransport();
+  ep->transport_ = o.transport ? o.transport : net::DefaultTransport();
   ep->creds_ = o.credentials ? o.credentials : aws::DefaultCredentialsChain(ep->transport_);
   std::string endpoint = o.endpoint;
   if (endpoint.empty()) endpoint = aws::EndpointOverride("S3").value_or("");
   std::string region = o.region;
   if (region.empty()) region = aws::RegionFromEnvOrConfig().value_or("");
   if (!endpoint.empty()) {
-    MS_ASSIGN_OR_RETURN(aws::Url u, aws::ParseUrl(endpoint));
+    MS_ASSIGN_OR_RETURN(net::Url u, net::ParseUrl(endpoint));
     ep->path_style_ = true;
     ep->scheme_host_ = u.Origin();
     std::string p = u.path;
     while (!p.empty() && p.back() == '/') p.pop_back();
-    ep->base_path_ = p + "/" + aws::UriEncode(bucket);
+    ep->base_path_ = p + "/" + net::UriEncode(bucket);
     if (region.empty()) region = "us-east-1";
   } else {
     if (region.empty()) {
@@ -39,13 +40,13 @@ Result<std::shared_ptr<S3Endpoint>> S3Endpoint::Resolve(const std::string& bucke
   return ep;
 }
 
-Result<aws::HttpResponse> S3Endpoint::SendOnce(const S3Call& call) {
+Result<net::HttpResponse> S3Endpoint::SendOnce(const S3Call& call) {
   MS_ASSIGN_OR_RETURN(aws::CredentialsPtr creds, creds_->Get());
   aws::SignableRequest sr;
   sr.method = call.method;
-  sr.path = base_path_ + "/" + aws::UriEncode(call.key, /*keep_slash=*/true);
+  sr.path = base_path_ + "/" + net::UriEncode(call.key, /*keep_slash=*/true);
   sr.query = call.query;
-  MS_ASSIGN_OR_RETURN(aws::Url origin, aws::ParseUrl(scheme_host_));
+  MS_ASSIGN_OR_RETURN(net::Url origin, net::ParseUrl(scheme_host_));
   sr.headers.emplace_back("host", origin.Authority());
   for (const auto& h : call.headers) sr.headers.push_back(h);
   aws::SigningParams params;
@@ -56,7 +57,7 @@ Result<aws::HttpResponse> S3Endpoint::SendOnce(const S3Call& call) {
   params.add_content_sha256 = true;
   aws::SignHeaders(sr, *creds, params, aws::Sha256Hex(call.body));
 
-  aws::HttpRequest req;
+  net::HttpRequest req;
   req.method = call.method;
   req.url = scheme_host_ + sr.path;
   const std::string q = aws::CanonicalQuery(call.query);
@@ -84,12 +85,12 @@ Error S3Endpoint::Translate(Error e) {
   return e;
 }
 
-Result<aws::HttpResponse> S3Endpoint::Send(S3Call call,
+Result<net::HttpResponse> S3Endpoint::Send(S3Call call,
                                            const std::function<void(S3Call&, int)>& prepare) {
-  aws::HttpResponse out;
-  Status s = aws::WithRetries(retry_, [&](int attempt) -> Status {
+  net::HttpResponse out;
+  Status s = net::WithRetries(retry_, [&](int attempt) -> Status {
     if (prepare) prepare(call, attempt);
-    MS_ASSIGN_OR_RETURN(aws::HttpResponse resp, SendOnce(call));
+    MS_ASSIGN_OR_RETURN(net::HttpResponse resp, SendOnce(call));
     if (resp.status < 200 || resp.status >= 300) {
       return Translate(aws::AwsErrorFromResponse("store", call.op, resp));
     }

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <ctime>
 
+#include "aws/errors.h"
 #include "common/parallel.h"
 #include "store/internal.h"
 #include "store/s3_request.h"
@@ -54,7 +55,7 @@ class S3Store final : public ObjectStore {
                {"prefix", prefix_ + std::string(prefix)},
                {"max-keys", std::to_string(max_keys)}};
     if (!token.empty()) c.query.emplace_back("continuation-token", std::string(token));
-    MS_ASSIGN_OR_RETURN(aws::HttpResponse r, ep_->Send(std::move(c)));
+    MS_ASSIGN_OR_RETURN(net::HttpResponse r, ep_->Send(std::move(c)));
     const std::string body = r.BodyText();
     if (body.find("<ListBucketResult") == std::string::npos) {
       return StoreError(ErrorCode::kInternal, "malformed-response",
@@ -86,7 +87,7 @@ class S3Store final : public ObjectStore {
   Result<ObjectInfo> Head(std::string_view key) override {
     MS_RETURN_IF_ERROR(ValidateKey(key));
     S3Call c{"HeadObject", "HEAD", prefix_ + std::string(key), {}, {}, {}, nullptr, nullptr};
-    MS_ASSIGN_OR_RETURN(aws::HttpResponse r, ep_->Send(std::move(c)));
+    MS_ASSIGN_OR_RETURN(net::HttpResponse r, ep_->Send(std::move(c)));
     ObjectInfo o;
     o.key = std::string(key);
     o.size = std::strtoull(r.Header("content-length").value_or("0").c_str(), nullptr, 10);
@@ -126,7 +127,7 @@ class S3Store final : public ObjectStore {
       MS_ASSIGN_OR_RETURN(auto view, source.ReadAt(0, static_cast<size_t>(size), scratch.data()));
       S3Call c{"PutObject", "PUT", full, {}, {}, view, nullptr, nullptr};
       c.headers.emplace_back("Content-Type", "application/octet-stream");
-      MS_ASSIGN_OR_RETURN(aws::HttpResponse r, ep_->Send(std::move(c)));
+      MS_ASSIGN_OR_RETURN(net::HttpResponse r, ep_->Send(std::move(c)));
       pc.Add(size);
       pc.Finish();
       return Ok{};
@@ -201,7 +202,7 @@ class S3Store final : public ObjectStore {
     if (length == 0) return Ok{};
     uint64_t got = 0;
     S3Call c{"GetObject", "GET", full, {}, {}, {}, nullptr, nullptr};
-    c.on_response = [&](long status, const aws::HeaderList& headers) -> Status {
+    c.on_response = [&](long status, const net::HeaderList& headers) -> Status {
       std::string range;
       for (const auto& [n, v] : headers) {
         if (n == "content-range") range = v;
@@ -241,7 +242,7 @@ class S3Store final : public ObjectStore {
                               std::to_string(offset + got) + " bytes, range wanted " +
                               std::to_string(offset + length));
       }
-      if (!aws::IsRetryable(r.error()) || got == before) return r.take_error();
+      if (!net::IsRetryable(r.error()) || got == before) return r.take_error();
     }
     return StoreError(ErrorCode::kUnavailable, "connection",
                       "GetObject " + full + ": gave up after 64 interrupted resumes");
@@ -256,7 +257,7 @@ class S3Store final : public ObjectStore {
     S3Call create{
         "CreateMultipartUpload", "POST", full, {{"uploads", ""}}, {}, {}, nullptr, nullptr};
     create.headers.emplace_back("Content-Type", "application/octet-stream");
-    MS_ASSIGN_OR_RETURN(aws::HttpResponse cr, ep_->Send(std::move(create)));
+    MS_ASSIGN_OR_RETURN(net::HttpResponse cr, ep_->Send(std::move(create)));
     const std::string upload_id = aws::xml::Text(cr.BodyText(), "UploadId").value_or("");
     if (upload_id.empty()) {
       return StoreError(ErrorCode::kInternal, "malformed-response",
@@ -273,7 +274,7 @@ class S3Store final : public ObjectStore {
                full,         {{"partNumber", std::to_string(i + 1)}, {"uploadId", upload_id}},
                {},           view,
                nullptr,      nullptr};
-      MS_ASSIGN_OR_RETURN(aws::HttpResponse r, ep_->Send(std::move(c)));
+      MS_ASSIGN_OR_RETURN(net::HttpResponse r, ep_->Send(std::move(c)));
       etags[i] = r.Header("etag").value_or("");
       if (etags[i].empty()) {
         return StoreError(ErrorCode::kInternal, "malformed-response",
@@ -296,7 +297,7 @@ class S3Store final : public ObjectStore {
               aws::xml::Escape(etags[i]) + "</ETag></Part>";
     }
     body += "</CompleteMultipartUpload>";
-    return aws::WithRetries(ep_->retry(), [&](int) -> Status {
+    return net::WithRetries(ep_->retry(), [&](int) -> Status {
       S3Call c{"CompleteMultipartUpload",
                "POST",
                full,
@@ -306,7 +307,7 @@ class S3Store final : public ObjectStore {
                nullptr,
                nullptr};
       c.headers.emplace_back("Content-Type", "application/xml");
-      MS_ASSIGN_OR_RETURN(aws::HttpResponse r, ep_->SendOnce(c));
+      MS_ASSIGN_OR_RETURN(net::HttpResponse r, ep_->SendOnce(c));
       // S3 may answer 200 and still fail: the error is in the body.
       if (r.status < 200 || r.status >= 300 || r.BodyText().find("<Error>") != std::string::npos) {
         if (r.status >= 200 && r.status < 300) r.status = 500;

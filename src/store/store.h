@@ -35,8 +35,8 @@
 #include <vector>
 
 #include "aws/credentials.h"
-#include "aws/http.h"
-#include "aws/retry.h"
+#include "net/http.h"
+#include "net/retry.h"
 #include "common/error.h"
 #include "common/io.h"
 #include "common/progress.h"
@@ -62,12 +62,12 @@ struct StoreOptions {
   unsigned threads = 8;                        // parallel parts / ranges
   uint64_t part_size = 8ull << 20;             // multipart part and download range size
   uint64_t multipart_threshold = 16ull << 20;  // Put of this many bytes or more is multipart
-  aws::RetryPolicy retry;                      // per request (and per range/part)
+  net::RetryPolicy retry;                      // per request (and per range/part)
   // S3 only. Empty: resolved from the environment (aws/credentials.h).
   std::string endpoint;  // e.g. "http://127.0.0.1:4568"; set => path-style addressing
   std::string region;
   std::shared_ptr<aws::CredentialsProvider> credentials;
-  std::shared_ptr<aws::HttpTransport> transport;
+  std::shared_ptr<net::HttpTransport> transport;
 };
 
 struct CreateBucketResult {

@@ -7,7 +7,8 @@
 #include <fstream>
 
 #include "aws/aws.h"
-#include "tests/aws/testenv.h"
+#include "aws/errors.h"
+#include "tests/support/testenv.h"
 
 namespace modelseal::aws {
 namespace {
@@ -69,27 +70,6 @@ std::string SecretOf(const Credentials& c) {
                      c.secret_access_key.size());
 }
 
-TEST(Url, ParseAndEncode) {
-  auto u = ParseUrl("http://127.0.0.1:4568/bucket/a%20b?list-type=2#frag");
-  ASSERT_TRUE(u.ok());
-  EXPECT_EQ(u->scheme, "http");
-  EXPECT_EQ(u->host, "127.0.0.1");
-  EXPECT_EQ(u->port, 4568);
-  EXPECT_EQ(u->path, "/bucket/a%20b");
-  EXPECT_EQ(u->query, "list-type=2");
-  EXPECT_EQ(u->Authority(), "127.0.0.1:4568");
-  auto v = ParseUrl("https://s3.amazonaws.com:443");
-  ASSERT_TRUE(v.ok());
-  EXPECT_EQ(v->Authority(), "s3.amazonaws.com");
-  EXPECT_EQ(v->path, "/");
-  EXPECT_FALSE(ParseUrl("ftp://x/").ok());
-  EXPECT_FALSE(ParseUrl("http://:80/").ok());
-  EXPECT_FALSE(ParseUrl("http://h:99999/").ok());
-  EXPECT_EQ(UriEncode("a b/é~"), "a%20b%2F%C3%A9~");
-  EXPECT_EQ(UriEncode("a b/é~", true), "a%20b/%C3%A9~");
-  EXPECT_EQ(UriDecode("a%20b%2F%C3%A9%zz"), "a b/é%zz");
-}
-
 TEST(Xml, FindAndDecode) {
   const std::string doc =
       "<?xml version=\"1.0\"?><ListBucketResult><Contents><Key>a&amp;b</Key><Size>3</Size>"
@@ -106,7 +86,7 @@ TEST(Xml, FindAndDecode) {
 }
 
 TEST(AwsError, FromXmlJsonAndHeaders) {
-  HttpResponse r;
+  net::HttpResponse r;
   r.status = 404;
   const std::string body =
       "<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>The key does not "
@@ -117,7 +97,7 @@ TEST(AwsError, FromXmlJsonAndHeaders) {
   EXPECT_EQ(e.reason, "NoSuchKey");
   EXPECT_EQ(e.message, "GetObject: NoSuchKey: The key does not exist (HTTP 404)");
 
-  HttpResponse j;
+  net::HttpResponse j;
   j.status = 400;
   const std::string jb = R"({"__type":"com.amazonaws.kms#ThrottlingException","message":"slow"})";
   j.body.assign(jb.begin(), jb.end());
@@ -125,97 +105,17 @@ TEST(AwsError, FromXmlJsonAndHeaders) {
   EXPECT_EQ(e.reason, "ThrottlingException");
   EXPECT_EQ(e.code, ErrorCode::kUnavailable);  // throttling is retryable
 
-  HttpResponse h;
+  net::HttpResponse h;
   h.status = 503;
   e = AwsErrorFromResponse("store", "HeadObject", h);
   EXPECT_EQ(e.reason, "ServiceUnavailable");
-  EXPECT_TRUE(IsRetryable(e));
+  EXPECT_TRUE(net::IsRetryable(e));
   h.status = 403;
   h.headers = {{"x-amz-error-code", "AccessDenied"}};
   e = AwsErrorFromResponse("store", "HeadObject", h);
   EXPECT_EQ(e.reason, "AccessDenied");
   EXPECT_EQ(e.code, ErrorCode::kPermissionDenied);
-  EXPECT_FALSE(IsRetryable(e));
-}
-
-TEST(Retry, BackoffIsBoundedAndAttemptsCounted) {
-  RetryPolicy p{4, std::chrono::milliseconds(1), std::chrono::milliseconds(3)};
-  for (int i = 1; i < 30; ++i) EXPECT_LE(BackoffDelay(p, i).count(), 3);
-  int calls = 0;
-  Status s = WithRetries(p, [&](int attempt) -> Status {
-    EXPECT_EQ(attempt, calls);
-    ++calls;
-    return MakeError(ErrorCode::kUnavailable, "t", "x", "down");
-  });
-  EXPECT_FALSE(s.ok());
-  EXPECT_EQ(calls, 4);
-  EXPECT_NE(s.error().message.find("after 4 attempts"), std::string::npos);
-  calls = 0;
-  s = WithRetries(p, [&](int) -> Status {
-    ++calls;
-    return MakeError(ErrorCode::kInvalidArgument, "t", "x", "bad");
-  });
-  EXPECT_EQ(calls, 1);
-  calls = 0;
-  s = WithRetries(p, [&](int a) -> Status {
-    ++calls;
-    if (a < 2) return MakeError(ErrorCode::kUnavailable, "t", "x", "down");
-    return Ok{};
-  });
-  EXPECT_TRUE(s.ok());
-  EXPECT_EQ(calls, 3);
-}
-
-TEST(Transport, StatusesBodiesAndStreaming) {
-  HttpServer server([](const HttpRequestIn& req) {
-    HttpResponseOut r;
-    if (req.target == "/echo") {
-      r.body = req.method + ":" + req.body;
-    } else if (req.target == "/missing") {
-      r.status = 404;
-      r.body = "<Error><Code>NoSuchKey</Code></Error>";
-    } else if (req.target == "/cut") {
-      r.body = std::string(100000, 'x');
-      r.cut_after = 5000;
-    }
-    return r;
-  });
-  auto t = NewCurlTransport();
-  HttpRequest req;
-  req.method = "PUT";
-  req.url = server.url() + "/echo";
-  const std::string payload = "hello";
-  req.body = {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()};
-  auto r = t->Send(req);
-  ASSERT_TRUE(r.ok()) << r.error().ToString();
-  EXPECT_EQ(r->status, 200);
-  EXPECT_EQ(r->BodyText(), "PUT:hello");
-
-  HttpRequest get;
-  get.url = server.url() + "/missing";
-  std::string streamed;
-  get.on_body = [&](std::span<const uint8_t> d) -> Status {
-    streamed.append(reinterpret_cast<const char*>(d.data()), d.size());
-    return Ok{};
-  };
-  r = t->Send(get);
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->status, 404);
-  EXPECT_TRUE(streamed.empty());  // error bodies never reach the sink
-  EXPECT_NE(r->BodyText().find("NoSuchKey"), std::string::npos);
-
-  get.url = server.url() + "/cut";
-  r = t->Send(get);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().reason, "connection");
-  EXPECT_TRUE(IsRetryable(r.error()));
-  EXPECT_EQ(streamed.size(), 5000u);
-
-  get.url = "http://127.0.0.1:1/";
-  r = t->Send(get);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().reason, "unreachable");
-  EXPECT_EQ(r.error().code, ErrorCode::kUnavailable);
+  EXPECT_FALSE(net::IsRetryable(e));
 }
 
 TEST(Config, ProfilesRegionAndEndpoints) {

@@ -8,7 +8,7 @@
 #include <map>
 
 #include "aws/sigv4.h"
-#include "tests/aws/testenv.h"
+#include "tests/support/testenv.h"
 
 namespace modelseal::aws {
 namespace {

@@ -16,7 +16,7 @@
 
 #include "common/bytes.h"
 #include "hub/hub.h"
-#include "tests/aws/testenv.h"
+#include "tests/support/testenv.h"
 
 namespace modelseal::hub {
 namespace {

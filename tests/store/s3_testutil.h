@@ -7,7 +7,7 @@
 
 #include "aws/credentials.h"
 #include "store/store.h"
-#include "tests/aws/testenv.h"
+#include "tests/support/testenv.h"
 #include "tests/store/data_testutil.h"
 
 namespace modelseal::store::testing {

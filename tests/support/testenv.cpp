@@ -1,4 +1,4 @@
-#include "tests/aws/testenv.h"
+#include "tests/support/testenv.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

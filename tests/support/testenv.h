@@ -1,4 +1,4 @@
-// Test support shared by the aws, store and hub tests and the storage benchmark:
+// Test support shared by the aws, store, hub and product tests and the storage benchmark:
 // child processes (node scripts such as s3rver), a tiny loopback HTTP/1.1 server
 // for imitating services, and a TCP proxy that cuts connections to inject faults.
 // Everything listens on 127.0.0.1 on a kernel-chosen free port.
