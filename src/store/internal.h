@@ -11,9 +11,15 @@ namespace modelseal::store {
 
 Error StoreError(ErrorCode code, std::string reason, std::string message);
 
-Result<std::unique_ptr<ObjectStore>> NewLocalStore(std::string root);
+Result<std::unique_ptr<ObjectStore>> NewLocalStore(std::string root, StoreOptions options);
 Result<std::unique_ptr<ObjectStore>> NewS3Store(std::string bucket, std::string prefix,
                                                 StoreOptions options);
+
+class S3Endpoint;
+// The S3 writer behind S3Store::NewWriter (s3_upload.cpp).
+std::unique_ptr<ObjectWriter> NewS3Writer(std::shared_ptr<S3Endpoint> ep, std::string full_key,
+                                          uint64_t size, const StoreOptions& options,
+                                          const ProgressFn& progress);
 
 // Progress from several threads, serialised as progress.h requires.
 class ProgressCounter {

@@ -5,10 +5,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <functional>
 
+#include "common/parallel.h"
 #include "store/internal.h"
 
 namespace modelseal::store {
@@ -38,11 +40,67 @@ Status MakeDirs(const std::string& dir, mode_t mode) {
   return Ok{};
 }
 
+// A new file written through AtomicFileSink; renamed into place by Commit once
+// every byte arrived.
+class LocalObjectWriter final : public ObjectWriter {
+ public:
+  LocalObjectWriter(std::unique_ptr<AtomicFileSink> sink, std::string key, uint64_t size,
+                    const ProgressFn& progress)
+      : sink_(std::move(sink)),
+        key_(std::move(key)),
+        size_(size),
+        progress_(progress),
+        counter_(progress_, "upload", size) {}
+
+  Status WriteAt(uint64_t offset, std::span<const uint8_t> data) override {
+    if (finished_) {
+      return StoreError(ErrorCode::kInvalidArgument, "finished", "writer already finished");
+    }
+    if (offset > size_ || data.size() > size_ - offset) {
+      return StoreError(
+          ErrorCode::kInvalidArgument, "out-of-range",
+          "write past the end of the " + std::to_string(size_) + "-byte object " + key_);
+    }
+    MS_RETURN_IF_ERROR(sink_->WriteAt(offset, data));
+    written_ += data.size();
+    counter_.Add(data.size());
+    return Ok{};
+  }
+
+  Status Commit() override {
+    if (finished_) {
+      return StoreError(ErrorCode::kInvalidArgument, "finished", "writer already finished");
+    }
+    finished_ = true;
+    if (written_.load() != size_) {
+      sink_.reset();  // removes the temporary file
+      return StoreError(ErrorCode::kInvalidArgument, "incomplete",
+                        "commit of " + key_ + " after " + std::to_string(written_.load()) + " of " +
+                            std::to_string(size_) + " bytes");
+    }
+    MS_RETURN_IF_ERROR(sink_->Commit());
+    counter_.Finish();
+    return Ok{};
+  }
+
+ private:
+  std::unique_ptr<AtomicFileSink> sink_;
+  std::string key_;
+  uint64_t size_;
+  ProgressFn progress_;
+  ProgressCounter counter_;
+  std::atomic<uint64_t> written_{0};
+  std::atomic<bool> finished_{false};
+};
+
 class LocalStore final : public ObjectStore {
  public:
-  explicit LocalStore(std::string root) : root_(std::move(root)) {}
+  LocalStore(std::string root, StoreOptions o) : root_(std::move(root)), o_(std::move(o)) {
+    if (o_.threads == 0) o_.threads = DefaultThreads();
+  }
 
   std::string url() const override { return "file://" + root_; }
+  const StoreOptions& options() const override { return o_; }
 
   Result<ListPage> List(std::string_view prefix, std::string_view token, int max_keys) override {
     if (max_keys <= 0 || max_keys > 1000) max_keys = 1000;
@@ -77,58 +135,46 @@ class LocalStore final : public ObjectStore {
 
   Status GetRange(std::string_view key, uint64_t offset, uint64_t length, ByteSink& sink,
                   uint64_t sink_offset) override {
-    MS_RETURN_IF_ERROR(ValidateKey(key));
-    MS_RETURN_IF_ERROR(RequireRoot());
-    auto src = FileSource::Open(Path(key));
-    if (!src.ok()) {
-      if (src.error().code == ErrorCode::kNotFound) return NotFound(key);
-      return src.take_error();
-    }
-    const uint64_t size = (*src)->size();
-    if (offset > size || length > size - offset) {
+    MS_ASSIGN_OR_RETURN(OpenFile f, Open(key));
+    if (offset > f.info.size || length > f.info.size - offset) {
       return StoreError(ErrorCode::kInvalidArgument, "InvalidRange",
                         "range " + std::to_string(offset) + "+" + std::to_string(length) +
-                            " is outside '" + std::string(key) + "' (" + std::to_string(size) +
-                            " bytes)");
+                            " is outside '" + std::string(key) + "' (" +
+                            std::to_string(f.info.size) + " bytes)");
     }
-    for (uint64_t done = 0; done < length;) {
-      const size_t n = static_cast<size_t>(std::min<uint64_t>(kCopyChunk, length - done));
-      MS_ASSIGN_OR_RETURN(auto view, (*src)->ReadAt(offset + done, n, nullptr));
-      MS_RETURN_IF_ERROR(sink.WriteAt(sink_offset + done, view));
-      done += n;
-    }
-    return Ok{};
+    Bytes scratch(static_cast<size_t>(std::min<uint64_t>(kCopyChunk, length)));
+    return CopyRange(f, offset, length, sink, sink_offset, scratch, nullptr);
   }
 
+  // Parallel ranges of options().part_size from one open descriptor: the object
+  // read is the one that was open when the download started, even if it is
+  // replaced meanwhile (writes are renames of new files).
   Result<ObjectInfo> Download(std::string_view key, ByteSink& sink,
                               const ProgressFn& progress) override {
-    MS_ASSIGN_OR_RETURN(ObjectInfo info, Head(key));
-    ProgressCounter pc(progress, "download", info.size);
-    MS_RETURN_IF_ERROR(GetRange(key, 0, info.size, sink, 0));
-    pc.Add(info.size);
+    MS_ASSIGN_OR_RETURN(OpenFile f, Open(key));
+    ProgressCounter pc(progress, "download", f.info.size);
+    const uint64_t part = std::max<uint64_t>(o_.part_size, kCopyChunk);
+    const uint64_t n = (f.info.size + part - 1) / part;
+    const unsigned threads = std::max(1u, o_.threads);
+    std::vector<Bytes> scratch(threads);
+    MS_RETURN_IF_ERROR(ParallelFor(n, threads, [&](uint64_t i, unsigned w) -> Status {
+      if (scratch[w].empty()) scratch[w].resize(kCopyChunk);
+      const uint64_t off = i * part;
+      return CopyRange(f, off, std::min(part, f.info.size - off), sink, off, scratch[w], &pc);
+    }));
     pc.Finish();
-    return info;
+    return f.info;
   }
 
-  Status Put(std::string_view key, const ByteSource& source, const ProgressFn& progress) override {
+  Result<std::unique_ptr<ObjectWriter>> NewWriter(std::string_view key, uint64_t size,
+                                                  const ProgressFn& progress) override {
     MS_RETURN_IF_ERROR(ValidateKey(key));
     MS_RETURN_IF_ERROR(RequireRoot());
     const std::string path = Path(key);
     MS_RETURN_IF_ERROR(MakeDirs(path.substr(0, path.rfind('/')), 0700));
     MS_ASSIGN_OR_RETURN(auto sink, AtomicFileSink::Create(path));
-    const uint64_t size = source.size();
-    ProgressCounter pc(progress, "upload", size);
-    Bytes scratch(static_cast<size_t>(std::min<uint64_t>(kCopyChunk, size)));
-    for (uint64_t done = 0; done < size;) {
-      const size_t n = static_cast<size_t>(std::min<uint64_t>(kCopyChunk, size - done));
-      MS_ASSIGN_OR_RETURN(auto view, source.ReadAt(done, n, scratch.data()));
-      MS_RETURN_IF_ERROR(sink->WriteAt(done, view));
-      done += n;
-      pc.Add(n);
-    }
-    MS_RETURN_IF_ERROR(sink->Commit());
-    pc.Finish();
-    return Ok{};
+    return std::unique_ptr<ObjectWriter>(
+        new LocalObjectWriter(std::move(sink), std::string(key), size, progress));
   }
 
   Status Delete(std::string_view key) override {
@@ -164,6 +210,53 @@ class LocalStore final : public ObjectStore {
   }
 
  private:
+  struct OpenFile {
+    ObjectInfo info;
+    std::shared_ptr<int> fd;  // closed with the last copy
+  };
+
+  // Opens `key` and describes the descriptor it opened (not a later replacement).
+  Result<OpenFile> Open(std::string_view key) const {
+    MS_RETURN_IF_ERROR(ValidateKey(key));
+    MS_RETURN_IF_ERROR(RequireRoot());
+    const std::string path = Path(key);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT || errno == ENOTDIR) return NotFound(key);
+      return ErrnoError("store", "open " + path, errno);
+    }
+    OpenFile f;
+    f.fd = std::shared_ptr<int>(new int(fd), [](int* p) {
+      ::close(*p);
+      delete p;
+    });
+    struct stat st {};
+    if (fstat(fd, &st) != 0) return ErrnoError("store", "stat " + path, errno);
+    if (!S_ISREG(st.st_mode)) return NotFound(key);
+    f.info = Info(std::string(key), st);
+    return f;
+  }
+
+  // pread [offset, offset+length) into `sink` at `sink_offset` through `scratch`.
+  static Status CopyRange(const OpenFile& f, uint64_t offset, uint64_t length, ByteSink& sink,
+                          uint64_t sink_offset, Bytes& scratch, ProgressCounter* pc) {
+    for (uint64_t done = 0; done < length;) {
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(scratch.size(), length - done));
+      const ssize_t n = ::pread(*f.fd, scratch.data(), want, static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return ErrnoError("store", "read " + f.info.key, errno);
+      if (n == 0) {
+        return StoreError(ErrorCode::kIntegrity, "changed-during-read",
+                          "'" + f.info.key + "' became shorter while it was read");
+      }
+      MS_RETURN_IF_ERROR(
+          sink.WriteAt(sink_offset + done, std::span(scratch.data(), static_cast<size_t>(n))));
+      done += static_cast<uint64_t>(n);
+      if (pc != nullptr) pc->Add(static_cast<uint64_t>(n));
+    }
+    return Ok{};
+  }
+
   std::string Path(std::string_view key) const { return root_ + "/" + std::string(key); }
 
   Error NotFound(std::string_view key) const {
@@ -218,12 +311,13 @@ class LocalStore final : public ObjectStore {
   }
 
   std::string root_;
+  StoreOptions o_;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<ObjectStore>> NewLocalStore(std::string root) {
-  return std::unique_ptr<ObjectStore>(new LocalStore(std::move(root)));
+Result<std::unique_ptr<ObjectStore>> NewLocalStore(std::string root, StoreOptions options) {
+  return std::unique_ptr<ObjectStore>(new LocalStore(std::move(root), std::move(options)));
 }
 
 }  // namespace modelseal::store

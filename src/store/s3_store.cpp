@@ -16,7 +16,6 @@
 namespace modelseal::store {
 namespace {
 
-constexpr uint64_t kMaxParts = 10000;
 constexpr uint64_t kMinPartSize = 5ull << 20;  // S3's minimum for all but the last part
 
 int64_t ParseHttpDate(const std::string& s) {
@@ -47,6 +46,7 @@ class S3Store final : public ObjectStore {
   }
 
   std::string url() const override { return "s3://" + ep_->bucket() + "/" + prefix_; }
+  const StoreOptions& options() const override { return o_; }
 
   Result<ListPage> List(std::string_view prefix, std::string_view token, int max_keys) override {
     if (max_keys <= 0 || max_keys > 1000) max_keys = 1000;
@@ -117,24 +117,10 @@ class S3Store final : public ObjectStore {
     return info;
   }
 
-  Status Put(std::string_view key, const ByteSource& source, const ProgressFn& progress) override {
+  Result<std::unique_ptr<ObjectWriter>> NewWriter(std::string_view key, uint64_t size,
+                                                  const ProgressFn& progress) override {
     MS_RETURN_IF_ERROR(ValidateKey(key));
-    const std::string full = prefix_ + std::string(key);
-    const uint64_t size = source.size();
-    ProgressCounter pc(progress, "upload", size);
-    if (size < o_.multipart_threshold) {
-      Bytes scratch(static_cast<size_t>(size));
-      MS_ASSIGN_OR_RETURN(auto view, source.ReadAt(0, static_cast<size_t>(size), scratch.data()));
-      S3Call c{"PutObject", "PUT", full, {}, {}, view, nullptr, nullptr};
-      c.headers.emplace_back("Content-Type", "application/octet-stream");
-      MS_ASSIGN_OR_RETURN(net::HttpResponse r, ep_->Send(std::move(c)));
-      pc.Add(size);
-      pc.Finish();
-      return Ok{};
-    }
-    MS_RETURN_IF_ERROR(PutMultipart(full, source, pc));
-    pc.Finish();
-    return Ok{};
+    return NewS3Writer(ep_, prefix_ + std::string(key), size, o_, progress);
   }
 
   Status Delete(std::string_view key) override {
@@ -246,96 +232,6 @@ class S3Store final : public ObjectStore {
     }
     return StoreError(ErrorCode::kUnavailable, "connection",
                       "GetObject " + full + ": gave up after 64 interrupted resumes");
-  }
-
-  Status PutMultipart(const std::string& full, const ByteSource& source, ProgressCounter& pc) {
-    const uint64_t size = source.size();
-    uint64_t part = o_.part_size;
-    while ((size + part - 1) / part > kMaxParts) part *= 2;
-    const uint64_t n = (size + part - 1) / part;
-
-    S3Call create{
-        "CreateMultipartUpload", "POST", full, {{"uploads", ""}}, {}, {}, nullptr, nullptr};
-    create.headers.emplace_back("Content-Type", "application/octet-stream");
-    MS_ASSIGN_OR_RETURN(net::HttpResponse cr, ep_->Send(std::move(create)));
-    const std::string upload_id = aws::xml::Text(cr.BodyText(), "UploadId").value_or("");
-    if (upload_id.empty()) {
-      return StoreError(ErrorCode::kInternal, "malformed-response",
-                        "CreateMultipartUpload returned no UploadId");
-    }
-    std::vector<std::string> etags(n);
-    std::vector<Bytes> scratch(o_.threads);
-    Status s = ParallelFor(n, o_.threads, [&](uint64_t i, unsigned w) -> Status {
-      const uint64_t off = i * part;
-      const size_t len = static_cast<size_t>(std::min(part, size - off));
-      if (scratch[w].size() < len) scratch[w].resize(len);
-      MS_ASSIGN_OR_RETURN(auto view, source.ReadAt(off, len, scratch[w].data()));
-      S3Call c{"UploadPart", "PUT",
-               full,         {{"partNumber", std::to_string(i + 1)}, {"uploadId", upload_id}},
-               {},           view,
-               nullptr,      nullptr};
-      MS_ASSIGN_OR_RETURN(net::HttpResponse r, ep_->Send(std::move(c)));
-      etags[i] = r.Header("etag").value_or("");
-      if (etags[i].empty()) {
-        return StoreError(ErrorCode::kInternal, "malformed-response",
-                          "UploadPart " + std::to_string(i + 1) + " returned no ETag");
-      }
-      pc.Add(len);
-      return Ok{};
-    });
-    if (s.ok()) s = Complete(full, upload_id, etags);
-    if (!s.ok()) return Abort(full, upload_id, s.take_error());
-    return Ok{};
-  }
-
-  Status Complete(const std::string& full, const std::string& upload_id,
-                  const std::vector<std::string>& etags) {
-    std::string body =
-        "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">";
-    for (size_t i = 0; i < etags.size(); ++i) {
-      body += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" +
-              aws::xml::Escape(etags[i]) + "</ETag></Part>";
-    }
-    body += "</CompleteMultipartUpload>";
-    return net::WithRetries(ep_->retry(), [&](int) -> Status {
-      S3Call c{"CompleteMultipartUpload",
-               "POST",
-               full,
-               {{"uploadId", upload_id}},
-               {},
-               AsBytes(body),
-               nullptr,
-               nullptr};
-      c.headers.emplace_back("Content-Type", "application/xml");
-      MS_ASSIGN_OR_RETURN(net::HttpResponse r, ep_->SendOnce(c));
-      // S3 may answer 200 and still fail: the error is in the body.
-      if (r.status < 200 || r.status >= 300 || r.BodyText().find("<Error>") != std::string::npos) {
-        if (r.status >= 200 && r.status < 300) r.status = 500;
-        return S3Endpoint::Translate(aws::AwsErrorFromResponse("store", c.op, r));
-      }
-      return Ok{};
-    });
-  }
-
-  // Aborts an upload after `cause`; the returned error is the cause, noting
-  // whether the abort (which frees every uploaded part) succeeded.
-  Error Abort(const std::string& full, const std::string& upload_id, Error cause) {
-    S3Call c{"AbortMultipartUpload",
-             "DELETE",
-             full,
-             {{"uploadId", upload_id}},
-             {},
-             {},
-             nullptr,
-             nullptr};
-    auto r = ep_->Send(std::move(c));
-    if (r.ok() || r.error().reason == "NoSuchUpload") {
-      cause.message += " (multipart upload aborted; no parts left behind)";
-    } else {
-      cause.message +=
-          " (and aborting multipart upload " + upload_id + " failed: " + r.error().message + ")";
-    }
-    return cause;
   }
 
   std::shared_ptr<S3Endpoint> ep_;

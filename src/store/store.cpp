@@ -2,6 +2,7 @@
 #include <cctype>
 
 #include "common/bytes.h"
+#include "common/parallel.h"
 #include "store/internal.h"
 #include "store/store.h"
 
@@ -9,6 +10,24 @@ namespace modelseal::store {
 
 Error StoreError(ErrorCode code, std::string reason, std::string message) {
   return MakeError(code, "store", std::move(reason), std::move(message));
+}
+
+Status ObjectStore::Put(std::string_view key, const ByteSource& source,
+                        const ProgressFn& progress) {
+  const uint64_t size = source.size();
+  MS_ASSIGN_OR_RETURN(auto writer, NewWriter(key, size, progress));
+  const uint64_t piece = std::max<uint64_t>(options().part_size, 1);
+  const uint64_t n = (size + piece - 1) / piece;
+  const unsigned threads = std::max(1u, options().threads);
+  std::vector<Bytes> scratch(threads);
+  MS_RETURN_IF_ERROR(ParallelFor(n, threads, [&](uint64_t i, unsigned w) -> Status {
+    const uint64_t off = i * piece;
+    const size_t len = static_cast<size_t>(std::min(piece, size - off));
+    if (scratch[w].size() < len) scratch[w].resize(len);
+    MS_ASSIGN_OR_RETURN(auto view, source.ReadAt(off, len, scratch[w].data()));
+    return writer->WriteAt(off, view);
+  }));
+  return writer->Commit();
 }
 
 Status ValidateKey(std::string_view key) {
@@ -102,7 +121,7 @@ Result<std::vector<ObjectInfo>> ObjectStore::ListAll(std::string_view prefix) {
 
 Result<std::unique_ptr<ObjectStore>> OpenStore(std::string_view url, StoreOptions options) {
   MS_ASSIGN_OR_RETURN(StoreUrl u, ParseStoreUrl(url));
-  if (u.scheme == "file") return NewLocalStore(u.path);
+  if (u.scheme == "file") return NewLocalStore(u.path, std::move(options));
   return NewS3Store(u.bucket, u.path, std::move(options));
 }
 

@@ -13,10 +13,15 @@
 // object in parallel ranges (S3) and resumes an interrupted range from the last
 // byte received rather than starting it again; a changed object (ETag) mid-read
 // is an error ("changed-during-read").
-// Writes: Put reads a ByteSource; on S3, objects at or above
-// `multipart_threshold` go up as a multipart upload with parts sent in parallel;
-// any failure aborts the upload so no parts are left behind. Local writes are
-// atomic (temporary file + rename): a reader sees the old object or the new one.
+// Writes: NewWriter opens an ObjectWriter for an object of known size whose bytes
+// may arrive in any order (a producer such as the sealer writes its header last);
+// nothing is visible until Commit. On S3, objects at or above `multipart_threshold`
+// go up as a multipart upload: each part is sent, in parallel, as soon as all of
+// its bytes were written, so upload overlaps production; smaller objects are one
+// PutObject at Commit. Any failure, or a writer destroyed without Commit, aborts
+// the upload so no parts are left behind. Local writes are atomic (temporary file
+// + rename; a reader sees the old object or the new one, and the temporary file of
+// a killed process is never listed). Put copies a ByteSource through a writer.
 // Delete of a missing key succeeds (as on S3).
 // CreateBucket: S3 creates the bucket and blocks all public access
 // (PutPublicAccessBlock); local creates the directory (0700).
@@ -35,11 +40,11 @@
 #include <vector>
 
 #include "aws/credentials.h"
-#include "net/http.h"
-#include "net/retry.h"
 #include "common/error.h"
 #include "common/io.h"
 #include "common/progress.h"
+#include "net/http.h"
+#include "net/retry.h"
 
 namespace modelseal::store {
 
@@ -76,6 +81,15 @@ struct CreateBucketResult {
   std::string note;                   // human text for the false cases
 };
 
+// Bytes of one new object, written positionally (ByteSink::WriteAt may be called
+// from several threads for disjoint ranges; every byte exactly once).
+class ObjectWriter : public ByteSink {
+ public:
+  // Makes the object visible. Fails (and aborts) when not every byte was written
+  // or an upload failed; the writer is finished either way.
+  virtual Status Commit() = 0;
+};
+
 class ObjectStore {
  public:
   virtual ~ObjectStore() = default;
@@ -95,13 +109,19 @@ class ObjectStore {
   // Returns what was downloaded.
   virtual Result<ObjectInfo> Download(std::string_view key, ByteSink& sink,
                                       const ProgressFn& progress = nullptr) = 0;
-  virtual Status Put(std::string_view key, const ByteSource& source,
-                     const ProgressFn& progress = nullptr) = 0;
+  // A writer for a new object `key` of exactly `size` bytes. Progress stage
+  // "upload" (bytes that reached the store).
+  virtual Result<std::unique_ptr<ObjectWriter>> NewWriter(std::string_view key, uint64_t size,
+                                                          const ProgressFn& progress = nullptr) = 0;
+  // Copies `source` into object `key` through NewWriter, reading ranges in parallel.
+  Status Put(std::string_view key, const ByteSource& source, const ProgressFn& progress = nullptr);
   virtual Status Delete(std::string_view key) = 0;
   virtual Result<CreateBucketResult> CreateBucket() = 0;
 
   // The URL this store was opened with (normalised).
   virtual std::string url() const = 0;
+  // The options in effect (defaults filled in).
+  virtual const StoreOptions& options() const = 0;
 };
 
 // Opens the store named by `url`. Does no I/O for S3 beyond resolving credentials

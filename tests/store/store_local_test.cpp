@@ -166,6 +166,43 @@ TEST_F(LocalStoreTest, FailedPutLeavesNothing) {
   EXPECT_EQ(files, 1u);  // no temporary file left
 }
 
+// A writer takes bytes in any order (a sealer writes its header last); only
+// Commit makes the object visible, and an abandoned or incomplete one leaves nothing.
+TEST_F(LocalStoreTest, WriterTakesBytesInAnyOrderAndOnlyCommitPublishes) {
+  ASSERT_TRUE(store_->CreateBucket().ok());
+  const Bytes data = Pattern(3 * 4096 + 5, 9);
+  auto w = store_->NewWriter("m/x.bin", data.size());
+  ASSERT_TRUE(w.ok()) << w.error().ToString();
+  for (int piece = 3; piece >= 0; --piece) {  // last piece first
+    const size_t off = static_cast<size_t>(piece) * 4096;
+    const size_t len = std::min<size_t>(4096, data.size() - off);
+    ASSERT_TRUE((*w)->WriteAt(off, std::span(data).subspan(off, len)).ok());
+    EXPECT_EQ(store_->Head("m/x.bin").error().reason, "not-found");  // nothing visible yet
+  }
+  EXPECT_EQ((*w)->WriteAt(data.size() - 1, std::span(data).first(2)).error().reason,
+            "out-of-range");
+  ASSERT_TRUE((*w)->Commit().ok());
+  VectorSink got;
+  ASSERT_TRUE(store_->Download("m/x.bin", got).ok());
+  EXPECT_EQ(got.bytes(), data);
+
+  {  // abandoned: destroyed without Commit
+    auto abandoned = store_->NewWriter("m/y.bin", 10);
+    ASSERT_TRUE(abandoned.ok());
+    ASSERT_TRUE((*abandoned)->WriteAt(0, std::span(data).first(10)).ok());
+  }
+  auto incomplete = store_->NewWriter("m/z.bin", 10);
+  ASSERT_TRUE(incomplete.ok());
+  ASSERT_TRUE((*incomplete)->WriteAt(0, std::span(data).first(9)).ok());
+  EXPECT_EQ((*incomplete)->Commit().error().reason, "incomplete");
+  size_t files = 0;
+  for (auto& e : std::filesystem::recursive_directory_iterator(root_ + "/m")) {
+    (void)e;
+    ++files;
+  }
+  EXPECT_EQ(files, 1u);  // x.bin only: no temporary files, no partial objects
+}
+
 TEST_F(LocalStoreTest, ListingOrderPrefixAndPagination) {
   ASSERT_TRUE(store_->CreateBucket().ok());
   Bytes one = {1};

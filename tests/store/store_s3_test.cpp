@@ -120,6 +120,41 @@ TEST_F(S3StoreTest, MultipartParallelUploadAndRangedDownload) {
   EXPECT_EQ(PendingUploads(server_->directory(), "multipart-bucket"), 0u);
 }
 
+// Parts arrive in any order (the sealer writes its header, in part 1, last); each
+// goes up as soon as it is complete, and the object appears only at Commit.
+TEST_F(S3StoreTest, WriterUploadsPartsAsTheyCompleteInAnyOrder) {
+  auto store = Open("s3://writer-bucket");
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->CreateBucket().ok());
+  const Bytes big = Pattern((16u << 20) + 333, 5);  // four parts of 5 MiB
+  uint64_t reported = 0;
+  auto w = store->NewWriter("sealed.bin", big.size(),
+                            [&](const ProgressEvent& e) { reported = e.done; });
+  ASSERT_TRUE(w.ok()) << w.error().ToString();
+  const size_t piece = 1u << 20;
+  for (size_t off = piece; off < big.size(); off += piece) {
+    const size_t len = std::min(piece, big.size() - off);
+    ASSERT_TRUE((*w)->WriteAt(off, std::span(big).subspan(off, len)).ok());
+  }
+  EXPECT_EQ(store->Head("sealed.bin").error().reason, "not-found");
+  ASSERT_TRUE((*w)->WriteAt(0, std::span(big).first(piece)).ok());  // the "header" last
+  Status c = (*w)->Commit();
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_EQ(reported, big.size());
+  Bytes out(big.size());
+  SpanSink sink(out);
+  ASSERT_TRUE(store->Download("sealed.bin", sink).ok());
+  EXPECT_EQ(out, big);
+  EXPECT_EQ(PendingUploads(server_->directory(), "writer-bucket"), 0u);
+
+  // Commit before every byte arrived fails and publishes nothing.
+  auto small = store->NewWriter("small.bin", 100);
+  ASSERT_TRUE(small.ok());
+  ASSERT_TRUE((*small)->WriteAt(0, std::span(big).first(99)).ok());
+  EXPECT_EQ((*small)->Commit().error().reason, "incomplete");
+  EXPECT_EQ(store->Head("small.bin").error().reason, "not-found");
+}
+
 TEST_F(S3StoreTest, PaginationPastAThousandKeys) {
   auto store = Open("s3://pages-bucket/p");
   ASSERT_TRUE(store);
