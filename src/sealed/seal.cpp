@@ -263,14 +263,18 @@ uint64_t NowUnixMs() {
 
 }  // namespace
 
-Result<Header> Seal(const ByteSource& plaintext, ByteSink& out, const SealKey& key,
-                    const ModelInfo& model, const SealOptions& options) {
+namespace {
+
+// The header Seal writes, before the digests and the salt are known: everything
+// that decides its size.
+Result<Header> PrepareHeader(uint64_t plaintext_size, const SealKey& key, const ModelInfo& model,
+                             const SealOptions& options) {
   if (key.data_key == nullptr || key.data_key->size() != kDataKeySize) {
     return Fail(ErrorCode::kInvalidArgument, "bad-key", "data key must be 32 bytes");
   }
   Header h;
   h.chunk_size = options.chunk_size;
-  h.plaintext_size = plaintext.size();
+  h.plaintext_size = plaintext_size;
   h.kms_key_id = key.kms_key_id;
   h.encrypted_data_key = key.encrypted_data_key;
   h.encryption_context = key.encryption_context;
@@ -280,13 +284,27 @@ Result<Header> Seal(const ByteSource& plaintext, ByteSink& out, const SealKey& k
     return Fail(ErrorCode::kInvalidArgument, "invalid-argument",
                 "cannot seal: " + v.error().message.substr(std::strlen("malformed header: ")));
   }
+  h.header_size =
+      static_cast<uint32_t>(internal::EncodeHeaderWithoutMac(h).size() + internal::kMacSize);
+  return h;
+}
+
+}  // namespace
+
+Result<uint64_t> SealedSize(uint64_t plaintext_size, const SealKey& key, const ModelInfo& model,
+                            const SealOptions& options) {
+  MS_ASSIGN_OR_RETURN(Header h, PrepareHeader(plaintext_size, key, model, options));
+  return h.sealed_size();
+}
+
+Result<Header> Seal(const ByteSource& plaintext, ByteSink& out, const SealKey& key,
+                    const ModelInfo& model, const SealOptions& options) {
+  MS_ASSIGN_OR_RETURN(Header h, PrepareHeader(plaintext.size(), key, model, options));
   if (options.salt) {
     h.salt = *options.salt;
   } else {
     MS_RETURN_IF_ERROR(RandomBytes(h.salt.data(), h.salt.size()));
   }
-  h.header_size =
-      static_cast<uint32_t>(internal::EncodeHeaderWithoutMac(h).size() + internal::kMacSize);
   MS_ASSIGN_OR_RETURN(auto keys, internal::DeriveKeys(*key.data_key, h.salt));
 
   const unsigned threads = options.threads ? options.threads : DefaultThreads();
@@ -294,6 +312,9 @@ Result<Header> Seal(const ByteSource& plaintext, ByteSink& out, const SealKey& k
   MS_RETURN_IF_ERROR(pipeline.Run(h.sha256, h.sha384));
 
   Bytes header = internal::EncodeHeaderWithoutMac(h);
+  if (header.size() + internal::kMacSize != h.header_size) {
+    return Fail(ErrorCode::kInternal, "internal", "header size changed while sealing");
+  }
   MS_ASSIGN_OR_RETURN(auto mac, internal::HeaderMac(keys.mac_key, header));
   header.insert(header.end(), mac.begin(), mac.end());
   MS_RETURN_IF_ERROR(out.WriteAt(0, header));

@@ -104,6 +104,12 @@ struct SealOptions {
 Result<Header> Seal(const ByteSource& plaintext, ByteSink& out, const SealKey& key,
                     const ModelInfo& model, const SealOptions& options = {});
 
+// The exact size of the object Seal writes for these inputs, known before sealing
+// starts (for a writer that must know the object's size, such as an S3 multipart
+// upload that sends parts while sealing). Fails as Seal's own checks would.
+Result<uint64_t> SealedSize(uint64_t plaintext_size, const SealKey& key, const ModelInfo& model,
+                            const SealOptions& options = {});
+
 class SealedReader {
  public:
   // Authenticates the header under `data_key` and checks that the object has

@@ -77,6 +77,7 @@ Result<std::optional<MeasurementLog>> LoadLog(const std::string& path) {
       m.sha384 = *d;
       m.pcr15_after = *p;
       m.time_ms = e.at("time_ms").get<uint64_t>();
+      if (e.contains("unloaded_ms")) m.unloaded_ms = e.at("unloaded_ms").get<uint64_t>();
       log.entries.push_back(std::move(m));
     }
   } catch (const json::exception& ex) {
@@ -88,10 +89,12 @@ Result<std::optional<MeasurementLog>> LoadLog(const std::string& path) {
 Status SaveLog(const std::string& path, const MeasurementLog& log) {
   json entries = json::array();
   for (const auto& e : log.entries) {
-    entries.push_back({{"model", e.model_name},
-                       {"sha384", ToHex(e.sha384)},
-                       {"pcr15_after", ToHex(e.pcr15_after)},
-                       {"time_ms", e.time_ms}});
+    json entry = {{"model", e.model_name},
+                  {"sha384", ToHex(e.sha384)},
+                  {"pcr15_after", ToHex(e.pcr15_after)},
+                  {"time_ms", e.time_ms}};
+    if (e.unloaded_ms != 0) entry["unloaded_ms"] = e.unloaded_ms;
+    entries.push_back(std::move(entry));
   }
   json j = {{"format", "modelseal-pcr15-log/1"},
             {"reset_count", log.boot.reset_count},
@@ -154,6 +157,23 @@ Result<MeasurementEntry> ExtendPcr15(Tpm& tpm, const std::string& state_dir,
   log.entries.push_back(e);
   MS_RETURN_IF_ERROR(SaveLog(path, log));
   return e;
+}
+
+Result<MeasurementEntry> MarkUnloaded(Tpm& tpm, const std::string& state_dir,
+                                      const std::string& model_name) {
+  MS_ASSIGN_OR_RETURN(LogLock lock, LogLock::Acquire(state_dir));
+  const std::string path = state_dir + "/" + kLogName;
+  MS_ASSIGN_OR_RETURN(BootId boot, tpm.ReadBootId());
+  bool stale = false;
+  MS_ASSIGN_OR_RETURN(MeasurementLog log, CurrentLog(path, boot, &stale));
+  for (auto it = log.entries.rbegin(); it != log.entries.rend(); ++it) {
+    if (it->model_name != model_name || it->unloaded_ms != 0) continue;
+    it->unloaded_ms = NowMs();
+    MS_RETURN_IF_ERROR(SaveLog(path, log));
+    return *it;
+  }
+  return MakeError(ErrorCode::kNotFound, "tpm", "not-found",
+                   "the PCR15 log of this boot has no loaded model named '" + model_name + "'");
 }
 
 Result<LogStatus> ReadPcr15Log(Tpm& tpm, const std::string& state_dir) {

@@ -27,6 +27,9 @@ struct MeasurementEntry {
   Bytes sha384;       // what was extended
   Bytes pcr15_after;  // PCR15 read back right after the extend
   uint64_t time_ms = 0;
+  // When the model was unloaded again (0: still loaded). Unloading does not change
+  // PCR15: the measurement stays in its history, and the log says so.
+  uint64_t unloaded_ms = 0;
 };
 
 struct MeasurementLog {
@@ -41,6 +44,12 @@ Bytes ReplayPcr15(const std::vector<Bytes>& digests);
 Result<MeasurementEntry> ExtendPcr15(Tpm& tpm, const std::string& state_dir,
                                      std::span<const uint8_t> sha384,
                                      const std::string& model_name);
+
+// Records that the latest still-loaded entry for `model_name` in this boot's log
+// was unloaded (PCR15 itself is unchanged). Errors: "not-found" (kNotFound) when
+// this boot's log has no such entry.
+Result<MeasurementEntry> MarkUnloaded(Tpm& tpm, const std::string& state_dir,
+                                      const std::string& model_name);
 
 struct LogStatus {
   MeasurementLog log;            // entries of the current boot only
