@@ -173,6 +173,42 @@ std::shared_ptr<CredentialsProvider> EnvironmentCredentials() {
 std::shared_ptr<CredentialsProvider> ProfileCredentials(std::string profile) {
   return std::make_shared<ProfileProvider>(std::move(profile));
 }
+
+namespace {
+
+// One profile of one credentials file, read at first use.
+class FileProvider final : public CredentialsProvider {
+ public:
+  FileProvider(std::string path, std::string profile)
+      : path_(std::move(path)), profile_(std::move(profile)) {}
+  Result<CredentialsPtr> Get() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cached_) return cached_;
+    MS_ASSIGN_OR_RETURN(auto text, ReadOptionalFile(path_));
+    if (!text) return NoCredentials("credentials file " + path_ + " does not exist");
+    const auto ini = ParseIni(*text);
+    const auto it = ini.find(profile_);
+    if (it == ini.end() || !it->second.count("aws_access_key_id") ||
+        !it->second.count("aws_secret_access_key")) {
+      return MakeError(ErrorCode::kInvalidArgument, "aws", "bad-config",
+                       path_ + " has no [" + profile_ +
+                           "] section with aws_access_key_id and aws_secret_access_key");
+    }
+    cached_ = FromValues(it->second, "file:" + path_ + "[" + profile_ + "]");
+    return cached_;
+  }
+
+ private:
+  std::string path_, profile_;
+  std::mutex mu_;
+  CredentialsPtr cached_;
+};
+
+}  // namespace
+
+std::shared_ptr<CredentialsProvider> FileCredentials(std::string path, std::string profile) {
+  return std::make_shared<FileProvider>(std::move(path), std::move(profile));
+}
 std::shared_ptr<CredentialsProvider> DefaultCredentialsChain(
     std::shared_ptr<net::HttpTransport> transport) {
   return std::make_shared<ChainProvider>(transport ? std::move(transport)

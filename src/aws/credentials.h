@@ -55,6 +55,9 @@ std::shared_ptr<CredentialsProvider> StaticCredentials(CredentialsPtr creds);
 // nullptr-free: returns no-credentials from Get() when the variables are unset.
 std::shared_ptr<CredentialsProvider> EnvironmentCredentials();
 std::shared_ptr<CredentialsProvider> ProfileCredentials(std::string profile = "");
+// Profile `profile` (a section name, e.g. "default") of one file in the shared
+// credentials format, whatever AWS_SHARED_CREDENTIALS_FILE says.
+std::shared_ptr<CredentialsProvider> FileCredentials(std::string path, std::string profile);
 // The default chain above. `transport` is used for IMDS (nullptr: default).
 std::shared_ptr<CredentialsProvider> DefaultCredentialsChain(
     std::shared_ptr<net::HttpTransport> transport = nullptr);
