@@ -78,9 +78,11 @@ Result<std::span<const uint8_t>> FileSource::ReadAt(uint64_t offset, size_t len,
   return std::span<const uint8_t>(map_ + offset, len);
 }
 
-Result<std::unique_ptr<AtomicFileSink>> AtomicFileSink::Create(const std::string& path) {
+Result<std::unique_ptr<AtomicFileSink>> AtomicFileSink::Create(const std::string& path,
+                                                               unsigned mode) {
   std::unique_ptr<AtomicFileSink> sink(new AtomicFileSink());
   sink->path_ = path;
+  sink->mode_ = mode;
   sink->temp_path_ = path + ".partial-XXXXXX";
   const int fd = mkostemp(sink->temp_path_.data(), O_CLOEXEC);
   if (fd < 0) {
@@ -117,7 +119,7 @@ Status AtomicFileSink::WriteAt(uint64_t offset, std::span<const uint8_t> data) {
 
 Status AtomicFileSink::Commit() {
   if (fsync(fd_) != 0) return ErrnoError("io", "fsync " + temp_path_, errno);
-  if (fchmod(fd_, 0644) != 0) return ErrnoError("io", "chmod " + temp_path_, errno);
+  if (fchmod(fd_, static_cast<mode_t>(mode_)) != 0) return ErrnoError("io", "chmod " + temp_path_, errno);
   ::close(fd_);
   fd_ = -1;
   if (::rename(temp_path_.c_str(), path_.c_str()) != 0) {

@@ -84,12 +84,14 @@ class FileSource final : public ByteSource {
   uint64_t size_ = 0;
 };
 
-// Writes a file atomically: data goes to a temporary file beside the target,
-// which is renamed over the target only by Commit(). Destroying an uncommitted
-// sink removes the temporary file, so a failure leaves nothing behind.
+// Writes a file atomically: data goes to a temporary file beside the target
+// (created 0600), which gets `mode` and is renamed over the target only by
+// Commit(). Destroying an uncommitted sink removes the temporary file, so a
+// failure leaves nothing behind.
 class AtomicFileSink final : public ByteSink {
  public:
-  static Result<std::unique_ptr<AtomicFileSink>> Create(const std::string& path);
+  static Result<std::unique_ptr<AtomicFileSink>> Create(const std::string& path,
+                                                        unsigned mode = 0644);
   ~AtomicFileSink() override;
   Status WriteAt(uint64_t offset, std::span<const uint8_t> data) override;
   Status Commit();
@@ -99,6 +101,7 @@ class AtomicFileSink final : public ByteSink {
   int fd_ = -1;
   std::string path_;
   std::string temp_path_;
+  unsigned mode_ = 0644;
 };
 
 Error ErrnoError(std::string module, std::string context, int err);

@@ -1,6 +1,8 @@
-// Explaining a refused key release: the key policy (when the consumer may read
-// it) is evaluated again for the request that was denied, and every statement
-// that could have allowed it says which condition this machine did not meet.
+// Evaluating a key release the way the key service does: the key policy (when
+// the caller may read it) is evaluated for a Decrypt with Recipient from a given
+// machine, and every statement that could allow it says which condition the
+// machine does not meet. Used to explain a refused load and for "would this
+// machine be allowed?".
 #include "pipeline/explain.h"
 
 #include "attest/attest.h"
@@ -26,10 +28,14 @@ std::string Join(const std::vector<std::string>& v, const char* sep) {
   return out;
 }
 
+std::string StatementName(const kms::StatementTrace& t) {
+  return t.sid.empty() ? "#" + std::to_string(t.index + 1) : t.sid;
+}
+
 // The request as the key service evaluates a Decrypt with Recipient.
 kms::RequestContext DecryptRequest(const std::string& principal, const std::string& arn,
                                    const sealed::EncryptionContext& context,
-                                   const attest::AttestationDocument* doc) {
+                                   const std::map<uint32_t, Bytes>& pcrs) {
   kms::RequestContext r;
   r.principal_arn = principal;
   r.action = "kms:Decrypt";
@@ -41,43 +47,33 @@ kms::RequestContext DecryptRequest(const std::string& principal, const std::stri
     keys.push_back(k);
   }
   if (!keys.empty()) r.keys["kms:EncryptionContextKeys"] = keys;
-  if (doc != nullptr) {
-    for (const auto& [i, v] : doc->pcrs) {
-      r.keys["kms:RecipientAttestation:NitroTPMPCR" + std::to_string(i)] = {ToHex(v)};
-    }
+  for (const auto& [i, v] : pcrs) {
+    r.keys["kms:RecipientAttestation:NitroTPMPCR" + std::to_string(i)] = {ToHex(v)};
   }
   return r;
 }
 
-std::string StatementName(const kms::StatementTrace& t) {
-  return t.sid.empty() ? "#" + std::to_string(t.index + 1) : t.sid;
-}
-
-}  // namespace
-
-std::optional<DenialExplanation> ExplainDenial(const kms::KmsClient& kms, const std::string& key_id,
-                                               const std::string& principal_arn,
-                                               const sealed::EncryptionContext& context,
-                                               std::span<const uint8_t> document) {
-  auto got = kms.Call("GetKeyPolicy", {{"KeyId", key_id}, {"PolicyName", "default"}});
-  if (!got.ok() || !got->contains("Policy") || !(*got)["Policy"].is_string()) return std::nullopt;
-  auto policy = kms::ParsePolicy((*got)["Policy"].get<std::string>());
-  if (!policy.ok()) return std::nullopt;
-  auto described = kms.Call("DescribeKey", {{"KeyId", key_id}});
+Result<ReleaseVerdict> Evaluate(const kms::KmsClient& kms, const std::string& key_id,
+                                const std::string& principal,
+                                const sealed::EncryptionContext& context,
+                                const std::map<uint32_t, Bytes>& pcrs) {
+  MS_ASSIGN_OR_RETURN(auto got,
+                      kms.Call("GetKeyPolicy", {{"KeyId", key_id}, {"PolicyName", "default"}}));
+  if (!got.contains("Policy") || !got["Policy"].is_string()) {
+    return Fail(ErrorCode::kInternal, "bad-response", "GetKeyPolicy returned no policy");
+  }
+  MS_ASSIGN_OR_RETURN(kms::Policy policy, kms::ParsePolicy(got["Policy"].get<std::string>()));
   std::string arn = key_id;
-  if (described.ok() && described->contains("KeyMetadata")) {
+  if (auto described = kms.Call("DescribeKey", {{"KeyId", key_id}});
+      described.ok() && described->contains("KeyMetadata")) {
     arn = (*described)["KeyMetadata"].value("Arn", key_id);
   }
-  auto parsed = attest::ParseAttestationDocument(document);
-  std::map<uint32_t, Bytes> pcrs;
-  if (parsed.ok()) pcrs = parsed->doc.pcrs;
+  const kms::RequestContext request = DecryptRequest(principal, arn, context, pcrs);
+  const kms::Decision d = kms::Evaluate(policy, request);
 
-  const kms::RequestContext request =
-      DecryptRequest(principal_arn, arn, context, parsed.ok() ? &parsed->doc : nullptr);
-  const kms::Decision d = kms::Evaluate(*policy, request);
-
-  DenialExplanation ex;
-  ex.decision = d.Describe();
+  ReleaseVerdict v;
+  v.allowed = d.allowed();
+  v.decision = d.Describe();
   bool any_candidate = false;
   for (const auto& t : d.trace) {
     DenialStatement st;
@@ -89,28 +85,52 @@ std::optional<DenialExplanation> ExplainDenial(const kms::KmsClient& kms, const 
       st.conditions.push_back({c.key, c.op, c.policy_values,
                                c.request_values.value_or(std::vector<std::string>{}), c.matched});
     }
-    if (st.applies_to_request) {
+    if (st.applies_to_request && !v.allowed) {
       if (t.allow) {
         any_candidate = true;
         for (const auto& c : t.conditions) {
           if (c.matched) continue;
           const std::string have =
               c.request_values ? Join(*c.request_values, ", ") : std::string("nothing");
-          ex.lines.push_back("statement " + StatementName(t) + " wants " + ShortKey(c.key) + "=" +
-                             Join(c.policy_values, " or ") + ", this machine has " + have);
+          v.lines.push_back("statement " + StatementName(t) + " wants " + ShortKey(c.key) + "=" +
+                            Join(c.policy_values, " or ") + ", this machine has " + have);
         }
       } else if (t.applies) {
-        ex.lines.push_back("statement " + StatementName(t) + " denies " + request.action + " to " +
-                           principal_arn + " explicitly");
+        v.lines.push_back("statement " + StatementName(t) + " denies " + request.action + " to " +
+                          principal + " explicitly");
       }
     }
-    ex.statements.push_back(std::move(st));
+    v.statements.push_back(std::move(st));
   }
-  if (!any_candidate) {
-    ex.lines.push_back("no statement of the key policy allows " + request.action + " on " + arn +
-                       " to " + principal_arn);
+  if (!v.allowed && !any_candidate) {
+    v.lines.push_back("no statement of the key policy allows " + request.action + " on " + arn +
+                      " to " + principal);
   }
-  return ex;
+  return v;
+}
+
+}  // namespace
+
+std::optional<ReleaseVerdict> ExplainDenial(const kms::KmsClient& kms, const std::string& key_id,
+                                            const std::string& principal_arn,
+                                            const sealed::EncryptionContext& context,
+                                            std::span<const uint8_t> document) {
+  std::map<uint32_t, Bytes> pcrs;
+  if (auto parsed = attest::ParseAttestationDocument(document); parsed.ok()) {
+    pcrs = parsed->doc.pcrs;
+  }
+  auto v = Evaluate(kms, key_id, principal_arn, context, pcrs);
+  if (!v.ok()) return std::nullopt;
+  return std::move(*v);
+}
+
+Result<ReleaseVerdict> CheckRelease(const kms::KmsClient& kms, const std::string& key_id,
+                                    const std::string& principal_arn, const std::string& model,
+                                    const std::map<uint32_t, Bytes>& pcrs, bool development) {
+  (void)development;  // the key service's development condition key joins here (docs/kms.md)
+  sealed::EncryptionContext context;
+  if (!model.empty()) context[kContextModelKey] = model;
+  return Evaluate(kms, key_id, principal_arn, context, pcrs);
 }
 
 }  // namespace modelseal::pipeline

@@ -239,18 +239,29 @@ struct DenialStatement {
   bool applies_to_request = false;  // principal, action and resource match
   std::vector<DenialCondition> conditions;
 };
-// Why a key release was refused, when the policy could be read.
-struct DenialExplanation {
-  std::string decision;  // kms::Decision::Describe() of the replayed evaluation
+// How a key policy decides a Decrypt with Recipient for one machine: why a key
+// release was refused, or whether it would be allowed.
+struct ReleaseVerdict {
+  bool allowed = false;
+  std::string decision;  // kms::Decision::Describe()
   std::vector<DenialStatement> statements;
-  std::vector<std::string> lines;  // "statement AttestedDecrypt wants NitroTPMPCR7=..., this
-                                   //  machine has ..."
+  // For a refusal: "statement AttestedDecrypt wants NitroTPMPCR7=..., this machine
+  // has ..." for every unmet condition of every statement that could have allowed it.
+  std::vector<std::string> lines;
 };
+
+// Reads `key_id`'s policy with `kms` and evaluates a Decrypt with Recipient by
+// `principal_arn` for the data key of model `model` (encryption context
+// {"modelseal:model": model}, none when empty), from a machine whose SHA-384 PCRs
+// are `pcrs`, attested by the development authority when `development`.
+Result<ReleaseVerdict> CheckRelease(const kms::KmsClient& kms, const std::string& key_id,
+                                    const std::string& principal_arn, const std::string& model,
+                                    const std::map<uint32_t, Bytes>& pcrs, bool development);
 
 // What happened, step by step; filled in as the load runs (also on failure).
 struct LoadReport {
   std::string failed_step;  // empty on success
-  std::optional<DenialExplanation> denial;
+  std::optional<ReleaseVerdict> denial;
   bool development_attestation = false;
   std::string key_arn;
   std::string attestation_module_id;
