@@ -39,3 +39,14 @@ set_target_properties(llama::llama PROPERTIES
   INTERFACE_LINK_LIBRARIES llama::ggml)
 set(MODELSEAL_LLAMA_BENCH "${_llama_prefix}/bin/llama-bench")
 message(STATUS "llama.cpp: ${MODELSEAL_LLAMA_DIR}")
+
+# The llama.cpp commit, for version reports (from the cache's BUILD-INFO).
+set(MODELSEAL_LLAMA_VERSION "node-llama-cpp ${MODELSEAL_LLAMA_NPM_VERSION}")
+if(EXISTS "${MODELSEAL_LLAMA_DIR}/BUILD-INFO")
+  file(STRINGS "${MODELSEAL_LLAMA_DIR}/BUILD-INFO" _ms_commit REGEX "^commit ")
+  if(_ms_commit)
+    string(REPLACE "commit " "" _ms_commit "${_ms_commit}")
+    string(SUBSTRING "${_ms_commit}" 0 12 _ms_commit)
+    set(MODELSEAL_LLAMA_VERSION "${MODELSEAL_LLAMA_VERSION} (llama.cpp ${_ms_commit})")
+  endif()
+endif()

@@ -11,8 +11,9 @@
 
 namespace modelseal::cli {
 
-// Exit statuses: 0 success, 1 operation failed, 2 usage error (CLI11's),
-// 3 integrity/attestation/policy check failed, 4 not found.
+// Exit statuses: 0 success, 1 operation failed, 2 usage error or invalid input,
+// 3 refused by an integrity, attestation or policy check (a denied key release,
+// a digest mismatch), 4 not found.
 int ExitCodeFor(const Error& e);
 
 // Prints "modelseal: <module>: <message>" to stderr and returns ExitCodeFor(e).
@@ -38,5 +39,9 @@ void RegisterServeCommands(CLI::App& app);
 void RegisterStoreCommands(CLI::App& app);
 void RegisterKmsCommands(CLI::App& app);
 void RegisterDevDocumentCommand(CLI::App* dev);
+// publish, published, load, ps, unload, chat, policy, jobs, token (cmd_product.cpp).
+void RegisterProductCommands(CLI::App& app);
+// up, down (cmd_up.cpp).
+void RegisterUpCommands(CLI::App& app);
 
 }  // namespace modelseal::cli

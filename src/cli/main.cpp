@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   modelseal::cli::RegisterServeCommands(app);
   modelseal::cli::RegisterStoreCommands(app);
   modelseal::cli::RegisterKmsCommands(app);
+  modelseal::cli::RegisterProductCommands(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

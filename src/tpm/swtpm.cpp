@@ -4,7 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,24 +24,50 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Starts argv with stdin from /dev/null and stdout/stderr appended to `log_path`.
+// The child gets SIGTERM if the thread that started it dies (PR_SET_PDEATHSIG), so
+// a killed `modelseal up` does not leave its TPM running.
 Result<pid_t> Spawn(const std::vector<std::string>& argv, const std::string& log_path) {
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  pid_t pid = -1;
-  const int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) {
-    if (rc == ENOENT) {
+  const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (log < 0) return ErrnoError("tpm", "open " + log_path, errno);
+  int report[2];  // exec failure (errno) from the child; closed by a successful exec
+  if (::pipe2(report, O_CLOEXEC) != 0) {
+    ::close(log);
+    return ErrnoError("tpm", "pipe", errno);
+  }
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) _exit(127);  // the parent is already gone
+    const int devnull = ::open("/dev/null", O_RDONLY);
+    ::dup2(devnull, 0);
+    ::dup2(log, 1);
+    ::dup2(log, 2);
+    ::execvp(args[0], args.data());
+    const int e = errno;
+    (void)!::write(report[1], &e, sizeof(e));
+    _exit(127);
+  }
+  ::close(log);
+  ::close(report[1]);
+  if (pid < 0) {
+    ::close(report[0]);
+    return ErrnoError("tpm", "fork", errno);
+  }
+  int child_errno = 0;
+  const ssize_t n = ::read(report[0], &child_errno, sizeof(child_errno));
+  ::close(report[0]);
+  if (n == sizeof(child_errno)) {
+    ::waitpid(pid, nullptr, 0);
+    if (child_errno == ENOENT) {
       return MakeError(ErrorCode::kUnavailable, "tpm", "swtpm-missing",
                        argv[0] + " is not installed (Debian packages swtpm and swtpm-tools)");
     }
-    return ErrnoError("tpm", "start " + argv[0], rc);
+    return ErrnoError("tpm", "start " + argv[0], child_errno);
   }
   return pid;
 }
