@@ -152,6 +152,7 @@ void Finalize(TSS2_TCTI_CONTEXT* c) {
   if (ctx == nullptr) return;
   Tss2_TctiLdr_Finalize(&ctx->inner);
   ctx->common.v1.magic = 0;
+  ctx->~Context();  // the loader frees the memory; the vector is ours to free
 }
 
 TSS2_RC Cancel(TSS2_TCTI_CONTEXT* c) {
