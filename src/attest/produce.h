@@ -14,6 +14,7 @@
 #include <string>
 
 #include "attest/attest.h"
+#include "attest/nsm.h"  // the NSM messages of the NitroTPM request
 #include "tpm/tpm.h"
 
 namespace modelseal::attest {
@@ -31,11 +32,5 @@ struct AttestationResult {
 Result<AttestationResult> GetAttestationDocument(tpm::Tpm& tpm, const DocumentRequest& request,
                                                  const std::string& state_dir,
                                                  AttestSource source = AttestSource::kAuto);
-
-// NSM messages: {"Attestation": {"user_data", "nonce", "public_key"}} (absent
-// fields null) and the response {"Attestation": {"document": bstr}} or
-// {"Error": text}. DecodeNsmResponse ignores bytes after the CBOR item.
-Bytes EncodeNsmAttestationRequest(const DocumentRequest& request);
-Result<Bytes> DecodeNsmAttestationResponse(std::span<const uint8_t> nv_contents);
 
 }  // namespace modelseal::attest

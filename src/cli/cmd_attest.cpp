@@ -313,8 +313,9 @@ void RegisterAttestCommands(CLI::App& app) {
                   "Write the CBOR document here (default: base64 to stdout)");
   att->add_option("--source", args.source, "auto, nitrotpm or development")
       ->check(CLI::IsMember({"auto", "nitrotpm", "development"}));
-  att->add_option("--tcti", args.tcti,
-                  "tss2 TCTI (default $MODELSEAL_TPM_TCTI or device:/dev/tpmrm0)");
+  att->add_option(
+      "--tcti", args.tcti,
+      "tss2 TCTI (default $MODELSEAL_TPM_TCTI, else device:$TPM_DEVICE, else device:/dev/tpm0)");
   att->add_option("--state-dir", args.state_dir,
                   "State directory (default $MODELSEAL_STATE_DIR or ~/.local/state/modelseal)");
 

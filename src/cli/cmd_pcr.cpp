@@ -121,8 +121,9 @@ void RegisterPcrCommands(CLI::App& app) {
   auto* pcr = app.add_subcommand("pcr", "Read the TPM's PCRs and the PCR15 model measurement log");
   pcr->require_subcommand(1);
   auto tpm_opts = [](CLI::App* c) {
-    c->add_option("--tcti", args.tcti,
-                  "tss2 TCTI (default $MODELSEAL_TPM_TCTI or device:/dev/tpmrm0)");
+    c->add_option(
+        "--tcti", args.tcti,
+        "tss2 TCTI (default $MODELSEAL_TPM_TCTI, else device:$TPM_DEVICE, else device:/dev/tpm0)");
   };
   auto* read = pcr->add_subcommand("read", "Print PCRs 0-23 of every allocated bank");
   tpm_opts(read);

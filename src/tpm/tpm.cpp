@@ -4,6 +4,10 @@
 #include <tss2/tss2_rc.h>
 #include <tss2/tss2_tctildr.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
@@ -13,6 +17,23 @@ namespace {
 
 Error Fail(ErrorCode code, const std::string& reason, const std::string& msg) {
   return MakeError(code, "tpm", reason, msg);
+}
+
+// Why a "device:PATH" TCTI could not open PATH, in the OS's words; the TCTI itself
+// only says "IO failure".
+std::string DeviceProblem(const std::string& tcti) {
+  if (tcti.rfind("device", 0) != 0) return "";
+  const size_t colon = tcti.find(':');
+  const std::string path = colon == std::string::npos ? "/dev/tpm0" : tcti.substr(colon + 1);
+  const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd >= 0) {
+    close(fd);
+    return "";
+  }
+  const int err = errno;
+  std::string why = "; " + path + ": " + std::strerror(err);
+  if (err == EBUSY) why += " (another process has it open; /dev/tpm0 admits one at a time)";
+  return why;
 }
 
 }  // namespace
@@ -30,7 +51,9 @@ Error TssError(const std::string& what, uint32_t rc) {
 std::string DefaultTcti() {
   const char* env = std::getenv("MODELSEAL_TPM_TCTI");
   if (env != nullptr && *env != '\0') return env;
-  return kDefaultTcti;
+  const char* device = std::getenv("TPM_DEVICE");
+  return std::string("device:") +
+         (device != nullptr && *device != '\0' ? device : kDefaultTpmDevice);
 }
 
 std::string BankName(Bank b) {
@@ -80,6 +103,7 @@ Result<std::unique_ptr<Tpm>> Tpm::Open(const TpmOptions& options) {
   if (rc != TSS2_RC_SUCCESS) {
     return Fail(ErrorCode::kUnavailable, "no-tpm",
                 "no TPM reachable through TCTI '" + t->tcti_ + "' (" + Tss2_RC_Decode(rc) +
+                    DeviceProblem(t->tcti_) +
                     "); on AWS enable NitroTPM, elsewhere run `modelseal up` for swtpm or set "
                     "MODELSEAL_TPM_TCTI");
   }

@@ -1,8 +1,15 @@
 // TPM 2.0 access through tpm2-tss ESAPI: PCR read/extend, boot identity, the
 // PCR15 model-measurement log, and the NitroTPM attestation request.
 //
-// TCTI: TpmOptions::tcti, else $MODELSEAL_TPM_TCTI, else "device:/dev/tpmrm0".
-// Any tss2 TCTI config string works, e.g. "swtpm:host=127.0.0.1,port=2321".
+// TCTI: TpmOptions::tcti, else $MODELSEAL_TPM_TCTI, else "device:$TPM_DEVICE", else
+// "device:/dev/tpm0" -- the device and the variable AWS's nitro-tpm-attest uses.
+// Not /dev/tpmrm0: the kernel's resource manager passes a vendor command only from
+// Linux 6.3 on, and only one the TPM lists in TPM_CAP_COMMANDS (tpm2-space.c,
+// tpm2_find_cc); before that it answers every vendor command with TPM_RC_COMMAND_CODE
+// itself, so the NitroTPM attestation request (vendor command 0x20000001) would never
+// reach the TPM. /dev/tpm0 admits one open at a time; "device:/dev/tpmrm0" remains
+// available for PCR work beside other TPM users. Any tss2 TCTI config string works,
+// e.g. "swtpm:host=127.0.0.1,port=2321" or "tabrmd:bus_type=session".
 //
 // What this module promises:
 //  * A Tpm owns one ESAPI context and its TCTI; destroying it closes both.
@@ -14,7 +21,8 @@
 //  * The NitroTPM flow (nitro.h) only ever produces a document the NitroTPM
 //    returned; it never signs anything itself.
 // Failure modes (module "tpm"): reason "no-tpm" (kUnavailable) when the TCTI
-// cannot be opened; "no-sha384-bank" (kUnsupported) when SHA-384 PCRs are not
+// cannot be opened (for a device, the message gives the OS's reason: missing, in
+// use by another process, permission); "no-sha384-bank" (kUnsupported) when SHA-384 PCRs are not
 // allocated; "tss-error" (kInternal/kUnavailable) with the decoded TSS2_RC.
 #pragma once
 
@@ -32,7 +40,7 @@ typedef struct ESYS_CONTEXT ESYS_CONTEXT;  // NOLINT: tss2's own spelling
 
 namespace modelseal::tpm {
 
-inline constexpr char kDefaultTcti[] = "device:/dev/tpmrm0";
+inline constexpr char kDefaultTpmDevice[] = "/dev/tpm0";
 inline constexpr uint32_t kModelPcr = 15;
 
 // The TCTI that Open() uses when none is given.

@@ -46,31 +46,5 @@ TEST_F(ProduceTest, DevelopmentDocumentCarriesLivePcrsAndVerifies) {
   std::filesystem::remove_all(state);
 }
 
-TEST(NsmMessages, RequestAndResponseShapes) {
-  DocumentRequest r;
-  r.nonce = Bytes{1};
-  auto req = cbor::Decode(EncodeNsmAttestationRequest(r));
-  ASSERT_TRUE(req.ok());
-  const cbor::Value* att = req->Find("Attestation");
-  ASSERT_TRUE(att);
-  EXPECT_TRUE(att->Find("user_data")->is_null());
-  EXPECT_EQ(att->Find("nonce")->bytes, Bytes{1});
-  EXPECT_TRUE(att->Find("public_key")->is_null());
-
-  using cbor::Value;
-  Bytes resp =
-      cbor::Encode(Value::Map({{Value::Tstr("Attestation"),
-                                Value::Map({{Value::Tstr("document"), Value::Bstr({9, 8})}})}}));
-  resp.resize(2048, 0);  // the rest of the NV index
-  auto doc = DecodeNsmAttestationResponse(resp);
-  ASSERT_TRUE(doc.ok()) << doc.error().ToString();
-  EXPECT_EQ(*doc, (Bytes{9, 8}));
-  auto err = DecodeNsmAttestationResponse(
-      cbor::Encode(Value::Map({{Value::Tstr("Error"), Value::Tstr("InvalidArgument")}})));
-  ASSERT_FALSE(err.ok());
-  EXPECT_EQ(err.error().reason, "nsm-error");
-  EXPECT_FALSE(DecodeNsmAttestationResponse(Bytes(64, 0xff)).ok());
-}
-
 }  // namespace
 }  // namespace modelseal::attest

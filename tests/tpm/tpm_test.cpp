@@ -2,6 +2,8 @@
 #include <openssl/sha.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <optional>
 #include <thread>
 
 #include "tests/tpm/swtpm_env.h"
@@ -127,6 +129,42 @@ TEST(TpmOpen, NoTpmIsAClearError) {
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.error().reason, "no-tpm");
   EXPECT_NE(t.error().message.find("swtpm:host=127.0.0.1,port=1"), std::string::npos);
+}
+
+TEST(TpmOpen, DefaultIsTheDeviceNitroTpmAttestUses) {
+  // --tcti beats $MODELSEAL_TPM_TCTI beats $TPM_DEVICE (nitro-tpm-attest's variable)
+  // beats /dev/tpm0: not /dev/tpmrm0, whose resource manager refuses vendor commands
+  // before Linux 6.3.
+  struct Env {
+    std::string name;
+    std::optional<std::string> old;
+    explicit Env(const char* n) : name(n) {
+      if (const char* v = std::getenv(n)) old = v;
+    }
+    ~Env() {
+      if (old) {
+        setenv(name.c_str(), old->c_str(), 1);
+      } else {
+        unsetenv(name.c_str());
+      }
+    }
+  } tcti("MODELSEAL_TPM_TCTI"), device("TPM_DEVICE");
+  unsetenv("MODELSEAL_TPM_TCTI");
+  unsetenv("TPM_DEVICE");
+  EXPECT_EQ(tpm::DefaultTcti(), "device:/dev/tpm0");
+  setenv("TPM_DEVICE", "/dev/tpm1", 1);
+  EXPECT_EQ(tpm::DefaultTcti(), "device:/dev/tpm1");
+  setenv("MODELSEAL_TPM_TCTI", "swtpm:port=2321", 1);
+  EXPECT_EQ(tpm::DefaultTcti(), "swtpm:port=2321");
+  unsetenv("MODELSEAL_TPM_TCTI");
+  setenv("TPM_DEVICE", "/nonexistent/tpm9", 1);
+  auto t = tpm::Tpm::Open();
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.error().reason, "no-tpm");
+  EXPECT_NE(t.error().message.find("device:/nonexistent/tpm9"), std::string::npos);
+  EXPECT_NE(t.error().message.find("/nonexistent/tpm9: No such file or directory"),
+            std::string::npos)
+      << t.error().message;
 }
 
 TEST(TpmOpen, TpmWithoutSha384BankIsAClearError) {
