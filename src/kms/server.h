@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +26,11 @@ struct ServiceCredential {
   std::string access_key_id;
   std::string secret_access_key;  // loaded from a 0600 file; never logged
   std::string principal_arn;
+  // What the principal may do on the IAM side (authorize.h): a built-in role
+  // ("admin", "consumer", "none") or an identity policy (JSON text); neither: the
+  // default for credentials files written before roles existed.
+  std::optional<std::string> role = std::nullopt;
+  std::optional<std::string> identity_policy = std::nullopt;
 };
 
 struct ServerConfig {
@@ -36,7 +42,11 @@ struct ServerConfig {
 
 // The inbound half of SigV4: checks the Authorization header of a request and
 // returns the principal ARN it was signed for. Errors carry the AWS exception
-// name as reason.
+// name as reason. Legacy entry point: it does everything VerifyKmsRequest
+// (sigv4_verify.h) does, with the region pinned to the regions of the key services
+// in this process, and publishes the caller's identity for
+// KeyService::Handle(operation, body, principal_arn). New fronts call
+// PrecheckRequestHead and VerifyKmsRequest instead.
 struct InboundRequest {
   std::string method;
   std::string path;
@@ -66,8 +76,11 @@ class KeyServer {
   std::thread thread_;
 };
 
-// Reads {"credentials": [{"access_key_id", "secret_access_key", "principal_arn"}]}
-// from a file that must not be readable by group or others.
+// Reads {"credentials": [{"access_key_id", "secret_access_key", "principal_arn",
+// optional "role" or "identity_policy"}]} from a file that must not be readable by
+// group or others. Errors: "insecure-credentials", "bad-credentials" (also for an
+// unknown role, a malformed identity policy, a repeated access key, or one
+// principal with two different identities).
 Result<std::vector<ServiceCredential>> LoadCredentials(const std::string& path);
 
 }  // namespace modelseal::kms
