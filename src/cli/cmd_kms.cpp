@@ -15,7 +15,9 @@
 #include "cli/commands.h"
 #include "common/io.h"
 #include "common/ossl.h"
+#include "kms/authorize.h"
 #include "kms/client.h"
+#include "kms/lint.h"
 #include "kms/policy.h"
 #include "kms/server.h"
 
@@ -45,6 +47,11 @@ struct KmsOptions {
   std::vector<std::string> context;
   std::string sid = "AttestedDecrypt";
   bool as_json = false;
+  // policy check / lint
+  std::string document;
+  std::string role;
+  std::string identity_policy_file;
+  std::string lint_file;
 };
 
 KmsOptions& Opts() {
@@ -68,7 +75,8 @@ Result<std::string> EnsureCredentials(const std::string& path, const std::string
   json doc = {{"credentials",
                {{{"access_key_id", "MSK" + hex.substr(0, 17)},
                  {"secret_access_key", hex.substr(20)},
-                 {"principal_arn", "arn:aws:iam::" + account + ":user/owner"}}}}};
+                 {"principal_arn", "arn:aws:iam::" + account + ":user/owner"},
+                 {"role", "admin"}}}}};
   // Created 0600 from the first byte: the secret is never readable by others.
   const std::string tmp = path + ".new";
   const std::string text = doc.dump(2) + "\n";
@@ -172,9 +180,18 @@ int AllowAttested() {
   const KmsOptions& o = Opts();
   auto pcrs = ParsePcrs(o.pcrs);
   if (!pcrs.ok()) return ReportError(pcrs.error());
-  if (pcrs->empty())
-    return ReportError(
-        MakeError(ErrorCode::kInvalidArgument, "cli", "bad-pcr", "give at least one --pcr"));
+  // PCRs 8-15 are extended by the booted operating system (PCR15: the model), so
+  // an OS that is not the measured one can replay their expected values; only the
+  // boot chain the firmware measures (PCR0-7: firmware, boot loader/UKI in PCR4,
+  // Secure Boot state in PCR7) ties the release to the booted code. docs/kms.md.
+  const bool boot_pcr =
+      std::any_of(pcrs->begin(), pcrs->end(), [](const auto& p) { return p.first <= 7; });
+  if (!boot_pcr) {
+    return ReportError(MakeError(
+        ErrorCode::kInvalidArgument, "cli", "no-boot-pcr",
+        "the statement must pin at least one boot PCR (0-7; PCR4 and PCR7 are the usual ones): "
+        "PCRs 8-15 can be extended by the operating system to any expected value"));
+  }
   auto client = Client();
   if (!client.ok()) return ReportError(client.error());
   auto policy = FetchPolicy(**client, o.key);
@@ -203,38 +220,16 @@ int AllowAttested() {
   return 0;
 }
 
-int Check() {
-  const KmsOptions& o = Opts();
-  auto pcrs = ParsePcrs(o.pcrs);
-  if (!pcrs.ok()) return ReportError(pcrs.error());
-  auto client = Client();
-  if (!client.ok()) return ReportError(client.error());
-  auto policy = FetchPolicy(**client, o.key);
-  if (!policy.ok()) return ReportError(policy.error());
-  auto described = (*client)->Call("DescribeKey", {{"KeyId", o.key}});
-  const std::string arn = described.ok() ? (*described)["KeyMetadata"].value("Arn", o.key) : o.key;
-  kms::RequestContext r;
-  r.principal_arn = o.principal;
-  r.action = o.actions.empty() ? "kms:Decrypt" : o.actions.front();
-  r.resource = arn;
-  r.keys["aws:PrincipalArn"] = {o.principal};
-  for (const auto& [i, hex] : *pcrs)
-    r.keys["kms:RecipientAttestation:NitroTPMPCR" + std::to_string(i)] = {hex};
-  for (const auto& kv : o.context) {
-    const size_t eq = kv.find('=');
-    r.keys["kms:EncryptionContext:" + kv.substr(0, eq)] = {
-        eq == std::string::npos ? "" : kv.substr(eq + 1)};
-  }
-  const kms::Decision d = kms::Evaluate(*policy, r);
-  std::printf("%s %s on %s by %s\n", d.allowed() ? "ALLOW" : "DENY", r.action.c_str(), arn.c_str(),
-              o.principal.c_str());
-  std::printf("decision: %s\n\n", d.Describe().c_str());
+void PrintTrace(const char* title, const kms::Decision& d) {
+  std::printf("%s\n", title);
   for (const auto& t : d.trace) {
     std::printf("statement %zu%s%s (%s): %s\n", t.index + 1, t.sid.empty() ? "" : " ",
                 t.sid.c_str(), t.allow ? "Allow" : "Deny",
                 t.applies ? "APPLIES" : "does not apply");
     std::printf("  principal %s, action %s, resource %s\n",
-                t.principal_matched ? "matches" : "does not match",
+                t.principal_matched
+                    ? (t.principal_via_account ? "matches (as the caller's account)" : "matches")
+                    : "does not match",
                 t.action_matched ? "matches" : "does not match",
                 t.resource_matched ? "matches" : "does not match");
     for (const auto& c : t.conditions) {
@@ -250,7 +245,145 @@ int Check() {
                   have.c_str());
     }
   }
-  return d.allowed() ? 0 : 3;
+}
+
+// Decides locally as the key service would (authorize.h), for a key's current
+// policy and a request described on the command line.
+int Check() {
+  const KmsOptions& o = Opts();
+  auto pcrs = ParsePcrs(o.pcrs);
+  if (!pcrs.ok()) return ReportError(pcrs.error());
+  if (!o.document.empty() && !pcrs->empty()) {
+    return ReportError(MakeError(ErrorCode::kInvalidArgument, "cli", "bad-args",
+                                 "give --document or --pcr, not both"));
+  }
+  std::optional<std::string> identity_text;
+  if (!o.identity_policy_file.empty()) {
+    auto text = ReadText(o.identity_policy_file);
+    if (!text.ok()) return ReportError(text.error());
+    identity_text = *text;
+  }
+  auto client = Client();
+  if (!client.ok()) return ReportError(client.error());
+  auto policy = FetchPolicy(**client, o.key);
+  if (!policy.ok()) return ReportError(policy.error());
+  auto described = (*client)->Call("DescribeKey", {{"KeyId", o.key}});
+  if (!described.ok()) return ReportError(described.error());
+  const std::string arn = (*described)["KeyMetadata"].value("Arn", o.key);
+  const std::string account = (*described)["KeyMetadata"].value("AWSAccountId", "");
+  auto identity = kms::ResolveIdentity(o.role.empty() ? std::nullopt : std::optional(o.role),
+                                       identity_text, o.principal, account);
+  if (!identity.ok()) return ReportError(identity.error());
+
+  const std::string action = o.actions.empty() ? "kms:Decrypt" : o.actions.front();
+  kms::EncryptionContext ctx;
+  for (const auto& kv : o.context) {
+    const size_t eq = kv.find('=');
+    ctx[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
+  }
+  std::optional<kms::VerifiedAttestation> attestation;
+  if (!o.document.empty()) {
+    auto text = ReadText(o.document);
+    if (!text.ok()) return ReportError(text.error());
+    std::vector<attest::TrustedRoot> roots;
+    if (auto aws = attest::AwsRoot(); aws.ok()) roots.push_back(*aws);
+    if (o.trust_dev_root) {
+      auto dev = attest::DevAuthority::Open(StateDir(o.state));
+      if (!dev.ok()) return ReportError(dev.error());
+      roots.push_back((*dev)->root());
+    }
+    const Bytes doc(text->begin(), text->end());
+    auto checked = kms::VerifyRecipient(doc, roots, nullptr, nullptr);
+    if (!checked.ok()) {
+      // The service refuses such a request before any policy is evaluated.
+      std::printf("DENY %s on %s by %s\ndecision: %s\n", action.c_str(), arn.c_str(),
+                  o.principal.c_str(), checked.error().message.c_str());
+      return 3;
+    }
+    attestation = std::move(checked->attestation);
+  } else if (!pcrs->empty()) {
+    // PCR values given by hand stand for a verified NitroTPM document from the AWS root.
+    kms::VerifiedAttestation a;
+    a.document.kind = attest::DocumentKind::kNitroTpm;
+    for (const auto& [i, hex] : *pcrs) a.document.pcrs[i] = *FromHex(hex);
+    attestation = std::move(a);
+  }
+  kms::EvaluationRequest q;
+  q.principal_arn = o.principal;
+  q.operation = action.rfind("kms:", 0) == 0 ? action.substr(4) : action;
+  q.resource = arn;
+  q.key_resource = true;
+  q.encryption_context = &ctx;
+  q.attestation = attestation ? &*attestation : nullptr;
+  const kms::RequestContext request = kms::BuildRequestContext(q);
+  const kms::Authorization a = kms::Authorize(&*policy, *identity, request);
+  std::printf("%s %s on %s by %s\n", a.allowed ? "ALLOW" : "DENY", request.action.c_str(),
+              arn.c_str(), o.principal.c_str());
+  std::printf("decision: %s\n", a.reason.c_str());
+  std::printf("statement: %s\n", a.deciding.empty() ? "(none)" : a.deciding.c_str());
+  if (attestation) {
+    std::printf("attestation: %s%s\n",
+                o.document.empty() ? "PCR values from --pcr" : "document verified",
+                attestation->development ? " (DEVELOPMENT root)" : "");
+  }
+  std::printf("\n");
+  if (a.key) PrintTrace("key policy:", *a.key);
+  if (a.identity) {
+    std::printf("\n");
+    PrintTrace("identity policy:", *a.identity);
+  }
+  return a.allowed ? 0 : 3;
+}
+
+int Lint() {
+  const KmsOptions& o = Opts();
+  if (o.key.empty() == o.lint_file.empty()) {
+    return ReportError(
+        MakeError(ErrorCode::kInvalidArgument, "cli", "bad-args", "give --key KEY or --file FILE"));
+  }
+  Result<kms::Policy> policy = MakeError(ErrorCode::kInternal, "cli", "", "");
+  if (!o.lint_file.empty()) {
+    auto text = ReadText(o.lint_file);
+    if (!text.ok()) return ReportError(text.error());
+    policy = kms::ParsePolicy(*text);
+  } else {
+    auto client = Client();
+    if (!client.ok()) return ReportError(client.error());
+    policy = FetchPolicy(**client, o.key);
+  }
+  if (!policy.ok()) return ReportError(policy.error());
+  const auto warnings = kms::LintPolicy(*policy);
+  if (o.as_json) {
+    json out = json::array();
+    for (const auto& w : warnings) {
+      json j = {{"code", w.code}, {"message", w.message}};
+      j["statement"] = w.statement ? json(*w.statement + 1) : json(nullptr);
+      j["sid"] = w.sid;
+      out.push_back(j);
+    }
+    std::printf("%s\n", out.dump(2).c_str());
+  } else {
+    for (const auto& w : warnings) {
+      const std::string where = w.statement ? "statement " + std::to_string(*w.statement + 1) +
+                                                  (w.sid.empty() ? "" : " (" + w.sid + ")")
+                                            : std::string("policy");
+      std::printf("%s: %s: %s\n", where.c_str(), w.code.c_str(), w.message.c_str());
+    }
+    if (warnings.empty()) std::printf("no warnings\n");
+  }
+  return warnings.empty() ? 0 : 3;
+}
+
+int UpgradeStore() {
+  const KmsOptions& o = Opts();
+  const std::string dir = StateDir(o.state) + "/kms/keys";
+  kms::KeyStore::OpenOptions opts;
+  opts.accept_unauthenticated = true;
+  auto store = kms::KeyStore::Open(dir, o.region, o.account, opts);
+  if (!store.ok()) return ReportError(store.error());
+  std::printf("%s/keys.json is authenticated under the master key (%zu keys)\n", dir.c_str(),
+              (*store)->List().size());
+  return 0;
 }
 
 void AddClientOptions(CLI::App* sub) {
@@ -361,15 +494,41 @@ void RegisterKmsCommands(CLI::App& app) {
   allow->add_option("--action", o.actions, "Action (default kms:Decrypt), repeatable");
   allow->add_option("--sid", o.sid, "Statement id (replaces a statement with the same id)");
   SetAction(allow, [] { return AllowAttested(); });
-  auto* check =
-      policy->add_subcommand("check", "Evaluate a key's policy locally for a machine state");
+  auto* check = policy->add_subcommand(
+      "check", "Decide locally, as the key service does, whether a request would be allowed");
   AddClientOptions(check);
   check->add_option("KEY", o.key, "Key")->required();
   check->add_option("--principal", o.principal, "Principal ARN")->required();
   check->add_option("--pcr", o.pcrs, "N=HEX (SHA-384 PCR value), repeatable");
+  check->add_option("--document", o.document, "Attestation document (CBOR) of the Recipient")
+      ->check(CLI::ExistingFile);
+  check->add_flag("--trust-dev-root", o.trust_dev_root,
+                  "Accept a document from the DEVELOPMENT authority of --state (as a service "
+                  "started with --trust-dev-root)");
+  check->add_option("--state", o.state, "State directory holding the development authority");
   check->add_option("--action", o.actions, "Action (default kms:Decrypt)");
   check->add_option("--context", o.context, "Encryption context k=v, repeatable");
+  check->add_option("--role", o.role, "The caller's role in the service (admin, consumer, none)");
+  check
+      ->add_option("--identity-policy", o.identity_policy_file,
+                   "The caller's identity policy (JSON file), instead of --role")
+      ->check(CLI::ExistingFile);
   SetAction(check, [] { return Check(); });
+  auto* lint = policy->add_subcommand(
+      "lint", "Warn about statements that release the key too widely (exit 3 with warnings)");
+  AddClientOptions(lint);
+  lint->add_option("--key", o.key, "Key whose policy to lint");
+  lint->add_option("--file", o.lint_file, "Policy JSON file to lint")->check(CLI::ExistingFile);
+  lint->add_flag("--json", o.as_json, "Print the warnings as JSON");
+  SetAction(lint, [] { return Lint(); });
+
+  auto* upgrade = kms->add_subcommand(
+      "upgrade-store",
+      "Authenticate a key store written by an older modelseal (check its policies first)");
+  upgrade->add_option("--state", o.state, "State directory");
+  upgrade->add_option("--service-region", o.region, "Region in key ARNs");
+  upgrade->add_option("--account", o.account, "Account id in key ARNs");
+  SetAction(upgrade, [] { return UpgradeStore(); });
 }
 
 }  // namespace modelseal::cli
