@@ -52,6 +52,9 @@ struct KmsOptions {
   std::string role;
   std::string identity_policy_file;
   std::string lint_file;
+  // seal-master-key
+  std::string tcti;
+  std::vector<std::string> seal_pcrs;
 };
 
 KmsOptions& Opts() {
@@ -374,6 +377,28 @@ int Lint() {
   return warnings.empty() ? 0 : 3;
 }
 
+int SealMasterKey() {
+  const KmsOptions& o = Opts();
+  const std::string dir = StateDir(o.state) + "/kms/keys";
+  kms::SealOptions opts;
+  opts.tcti = o.tcti;
+  for (const auto& p : o.seal_pcrs) {
+    char* end = nullptr;
+    const unsigned long v = std::strtoul(p.c_str(), &end, 10);
+    if (p.empty() || *end != '\0' || v > 23) {
+      return ReportError(MakeError(ErrorCode::kInvalidArgument, "cli", "bad-pcr",
+                                   "--pcr takes a PCR index 0..23, got \"" + p + "\""));
+    }
+    opts.sha256_pcrs.push_back(static_cast<uint32_t>(v));
+  }
+  if (Status s = kms::KeyStore::SealMasterKeyFile(dir, opts); !s.ok())
+    return ReportError(s.error());
+  std::printf("%s/master.key is now sealed to the TPM (%s)%s; master.key was removed\n",
+              dir.c_str(), opts.tcti.empty() ? "default TPM" : opts.tcti.c_str(),
+              opts.sha256_pcrs.empty() ? "" : " under a policy on SHA-256 PCRs");
+  return 0;
+}
+
 int UpgradeStore() {
   const KmsOptions& o = Opts();
   const std::string dir = StateDir(o.state) + "/kms/keys";
@@ -529,6 +554,17 @@ void RegisterKmsCommands(CLI::App& app) {
   upgrade->add_option("--service-region", o.region, "Region in key ARNs");
   upgrade->add_option("--account", o.account, "Account id in key ARNs");
   SetAction(upgrade, [] { return UpgradeStore(); });
+
+  auto* seal = kms->add_subcommand(
+      "seal-master-key",
+      "Seal the key store's master key to this machine's TPM (stop the key service first)");
+  seal->add_option("--state", o.state, "State directory");
+  seal->add_option("--tcti", o.tcti,
+                   "TPM to seal to (default $MODELSEAL_TPM_TCTI or device:/dev/tpmrm0); the key "
+                   "service then needs the same TPM");
+  seal->add_option("--pcr", o.seal_pcrs,
+                   "Also bind to the current value of this SHA-256 PCR (repeatable)");
+  SetAction(seal, [] { return SealMasterKey(); });
 }
 
 }  // namespace modelseal::cli

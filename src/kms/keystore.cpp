@@ -16,6 +16,7 @@
 
 #include "common/io.h"
 #include "common/ossl.h"
+#include "kms/master_seal.h"
 
 namespace modelseal::kms {
 
@@ -148,6 +149,24 @@ Status UsableState(const KeyMetadata& m) {
   return KmsError(ErrorCode::kPermissionDenied, "invalid-state", m.arn + " is pending deletion.");
 }
 
+// Reads a file that must not be readable by group or others.
+Result<Bytes> ReadPrivateFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("kms", "open " + path, errno);
+  struct stat st {};
+  fstat(fd, &st);
+  if ((st.st_mode & 077) != 0) {
+    ::close(fd);
+    return KmsError(ErrorCode::kPermissionDenied, "insecure-master-key",
+                    path + " is readable by group or others; chmod 600 it");
+  }
+  Bytes out(static_cast<size_t>(st.st_size));
+  const ssize_t n = ::read(fd, out.data(), out.size());
+  ::close(fd);
+  if (n != static_cast<ssize_t>(out.size())) return ErrnoError("kms", "read " + path, errno);
+  return out;
+}
+
 json MetaToJson(const KeyMetadata& m) {
   return {{"key_id", m.key_id},
           {"arn", m.arn},
@@ -186,6 +205,17 @@ Result<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& dir, const s
   ks->account_ = account;
   ks->accept_unauthenticated_ = options.accept_unauthenticated;
   const std::string master_path = dir + "/master.key";
+  const std::string sealed_path = dir + "/master.sealed";
+  if (std::filesystem::exists(sealed_path, ec)) {
+    // The master key is sealed to the TPM (master_seal.h).
+    MS_ASSIGN_OR_RETURN(Bytes sealed, ReadPrivateFile(sealed_path));
+    MS_ASSIGN_OR_RETURN(ks->master_, UnsealMasterKey(sealed, options.tcti));
+    if (ks->master_.size() != 32) {
+      return KmsError(ErrorCode::kIntegrity, "bad-sealed-key",
+                      sealed_path + " holds no 32-byte key");
+    }
+    return FinishOpen(std::move(ks), dir);
+  }
   int fd = ::open(master_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT) {
     uint8_t key[32];
@@ -218,6 +248,12 @@ Result<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& dir, const s
   const ssize_t n = ::read(fd, ks->master_.data(), 32);
   ::close(fd);
   if (n != 32) return KmsError(ErrorCode::kIo, "io", master_path + " must hold 32 bytes");
+  return FinishOpen(std::move(ks), dir);
+}
+
+Result<std::unique_ptr<KeyStore>> KeyStore::FinishOpen(std::unique_ptr<KeyStore> ks,
+                                                       const std::string& dir) {
+  std::error_code ec;
   // Temporary files of a writer that was killed mid-save are garbage.
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
     if (entry.path().filename().string().rfind("keys.json.partial-", 0) == 0) {
@@ -226,6 +262,41 @@ Result<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& dir, const s
   }
   MS_RETURN_IF_ERROR(ks->Load());
   return ks;
+}
+
+Status KeyStore::SealMasterKeyFile(const std::string& dir, const SealOptions& options) {
+  const std::string master_path = dir + "/master.key";
+  const std::string sealed_path = dir + "/master.sealed";
+  std::error_code ec;
+  if (std::filesystem::exists(sealed_path, ec)) {
+    return KmsError(ErrorCode::kAlreadyExists, "already-exists",
+                    sealed_path + " exists: the master key is already sealed");
+  }
+  MS_ASSIGN_OR_RETURN(Bytes raw, ReadPrivateFile(master_path));
+  if (raw.size() != 32) {
+    OPENSSL_cleanse(raw.data(), raw.size());
+    return KmsError(ErrorCode::kIo, "io", master_path + " must hold 32 bytes");
+  }
+  SecretBuffer key(raw.data(), raw.size());
+  OPENSSL_cleanse(raw.data(), raw.size());
+  MS_ASSIGN_OR_RETURN(Bytes sealed, SealMasterKey(key, options));
+  // Prove it unseals before the plain copy goes.
+  MS_ASSIGN_OR_RETURN(SecretBuffer back, UnsealMasterKey(sealed, options.tcti));
+  if (back.size() != key.size() || CRYPTO_memcmp(back.data(), key.data(), key.size()) != 0) {
+    return KmsError(ErrorCode::kInternal, "tpm-seal", "the sealed master key does not unseal");
+  }
+  MS_RETURN_IF_ERROR(WritePrivateFile(dir, sealed_path, std::string(sealed.begin(), sealed.end())));
+  // Overwrite, then remove the plain key (a copy-on-write or journalling file
+  // system may still hold old blocks: docs/kms.md says so).
+  const int fd = ::open(master_path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    const uint8_t zeros[32] = {};
+    (void)PwriteAll(fd, 0, zeros, "kms", "overwrite " + master_path);
+    fsync(fd);
+    ::close(fd);
+  }
+  if (::unlink(master_path.c_str()) != 0) return ErrnoError("kms", "remove " + master_path, errno);
+  return Ok{};
 }
 
 Status KeyStore::Load() {

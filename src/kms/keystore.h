@@ -1,6 +1,8 @@
 // The built-in key service's persistent key store.
 //
-// Layout under `dir`: master.key (32 random bytes, mode 0600, created once) and
+// Layout under `dir`: master.key (32 random bytes, mode 0600, created once) — or,
+// once sealed with SealMasterKeyFile, master.sealed (the key sealed to the TPM,
+// master_seal.h) — and
 // keys.json (mode 0600: metadata, policies, key states, aliases, and each key's
 // 256-bit material encrypted with AES-256-GCM under the master key, the key id as
 // associated data). keys.json carries an HMAC-SHA256 over all of its content
@@ -37,6 +39,7 @@
 #include "common/bytes.h"
 #include "common/error.h"
 #include "common/secret.h"
+#include "kms/master_seal.h"
 
 namespace modelseal::kms {
 
@@ -61,6 +64,8 @@ class KeyStore {
   struct OpenOptions {
     // Load a version-1 (unauthenticated) keys.json and rewrite it authenticated.
     bool accept_unauthenticated = false;
+    // The TPM that unseals master.sealed (empty: tpm::DefaultTcti()).
+    std::string tcti;
   };
   static Result<std::unique_ptr<KeyStore>> Open(const std::string& dir, const std::string& region,
                                                 const std::string& account,
@@ -69,6 +74,11 @@ class KeyStore {
                                                 const std::string& account) {
     return Open(dir, region, account, OpenOptions{});
   }
+
+  // Replaces dir/master.key with dir/master.sealed, the key sealed to the TPM
+  // (master_seal.h), after checking that it unseals. Open() then unseals it.
+  // Errors: "already-exists", "tpm-seal", "tpm-unseal", tpm errors, "io".
+  static Status SealMasterKeyFile(const std::string& dir, const SealOptions& options);
 
   const std::string& region() const { return region_; }
   const std::string& account() const { return account_; }
@@ -112,6 +122,8 @@ class KeyStore {
     Bytes sealed_material;  // IV || ct || tag under the master key
   };
   KeyStore() = default;
+  static Result<std::unique_ptr<KeyStore>> FinishOpen(std::unique_ptr<KeyStore> ks,
+                                                      const std::string& dir);
   Status Load();
   Status LoadDocument(const nlohmann::json& doc, const std::string& path);
   Status Save() const;                                          // caller holds mu_
