@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
+#include <mutex>
 
 #include "kms/errors.h"
 
@@ -89,22 +91,29 @@ RequestContext BuildRequestContext(const EvaluationRequest& q) {
 }
 
 Result<Identity> RoleIdentity(const std::string& role) {
-  std::string text;
-  if (role == "admin") {
-    text = R"({"Version":"2012-10-17","Statement":[{"Sid":"Admin","Effect":"Allow",
-      "Action":"kms:*","Resource":"*"}]})";
-  } else if (role == "consumer") {
-    text = R"({"Version":"2012-10-17","Statement":[{"Sid":"Consumer","Effect":"Allow",
-      "Action":["kms:Decrypt","kms:DescribeKey","kms:ListKeys","kms:ListAliases"],
-      "Resource":"*"}]})";
-  } else if (role == "none") {
-    return Identity{role, nullptr};
-  } else {
+  // Parsed once per process: every request resolves its caller's role.
+  static const std::map<std::string, std::shared_ptr<const Policy>> kRoles = [] {
+    std::map<std::string, std::shared_ptr<const Policy>> m;
+    const std::map<std::string, std::string> texts = {
+        {"admin", R"({"Version":"2012-10-17","Statement":[{"Sid":"Admin","Effect":"Allow",
+          "Action":"kms:*","Resource":"*"}]})"},
+        {"consumer", R"({"Version":"2012-10-17","Statement":[{"Sid":"Consumer","Effect":"Allow",
+          "Action":["kms:Decrypt","kms:DescribeKey","kms:ListKeys","kms:ListAliases"],
+          "Resource":"*"}]})"},
+    };
+    for (const auto& [name, text] : texts) {
+      auto p = ParseIdentityPolicy(text);
+      if (p.ok()) m[name] = std::make_shared<const Policy>(std::move(*p));
+    }
+    return m;
+  }();
+  if (role == "none") return Identity{role, nullptr};
+  auto it = kRoles.find(role);
+  if (it == kRoles.end()) {
     return MakeError(ErrorCode::kInvalidArgument, "kms", "bad-role",
                      "unknown role \"" + role + "\" (admin, consumer or none)");
   }
-  MS_ASSIGN_OR_RETURN(Policy p, ParseIdentityPolicy(text));
-  return Identity{role, std::make_shared<const Policy>(std::move(p))};
+  return Identity{role, it->second};
 }
 
 Result<Identity> ResolveIdentity(const std::optional<std::string>& role,
@@ -116,8 +125,20 @@ Result<Identity> ResolveIdentity(const std::optional<std::string>& role,
                      "give a role or an identity policy, not both");
   }
   if (identity_policy) {
+    // Parsed once per distinct text (bounded), like key policies.
+    static std::mutex mu;
+    static std::map<std::string, std::shared_ptr<const Policy>> cache;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (auto it = cache.find(*identity_policy); it != cache.end())
+        return Identity{"", it->second};
+    }
     MS_ASSIGN_OR_RETURN(Policy p, ParseIdentityPolicy(*identity_policy));
-    return Identity{"", std::make_shared<const Policy>(std::move(p))};
+    auto parsed = std::make_shared<const Policy>(std::move(p));
+    std::lock_guard<std::mutex> lock(mu);
+    if (cache.size() >= 256) cache.clear();
+    cache.emplace(*identity_policy, parsed);
+    return Identity{"", parsed};
   }
   if (role) return RoleIdentity(*role);
   return RoleIdentity(AccountOfArn(principal_arn) == service_account ? "admin" : "none");
