@@ -221,7 +221,7 @@ Status EmbeddedStack::StartKeyService(const EmbeddedOptions& o) {
     MS_ASSIGN_OR_RETURN(kms_pid_, SpawnChild({self, "kms", "serve", "--state", state_, "--listen",
                                               host + ":" + std::to_string(port), "--trust-dev-root",
                                               "--credentials", state_ + "/kms/credentials.json",
-                                              "--region", kRegion, "--account", kAccount},
+                                              "--service-region", kRegion, "--account", kAccount},
                                              log));
     // Wait until it accepts connections, or exits (a port taken meanwhile).
     for (int i = 0; i < 3000; ++i) {
