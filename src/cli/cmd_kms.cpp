@@ -183,39 +183,14 @@ int AllowAttested() {
   const KmsOptions& o = Opts();
   auto pcrs = ParsePcrs(o.pcrs);
   if (!pcrs.ok()) return ReportError(pcrs.error());
-  // PCRs 8-15 are extended by the booted operating system (PCR15: the model), so
-  // an OS that is not the measured one can replay their expected values; only the
-  // boot chain the firmware measures (PCR0-7: firmware, boot loader/UKI in PCR4,
-  // Secure Boot state in PCR7) ties the release to the booted code. docs/kms.md.
-  const bool boot_pcr =
-      std::any_of(pcrs->begin(), pcrs->end(), [](const auto& p) { return p.first <= 7; });
-  if (!boot_pcr) {
-    return ReportError(MakeError(
-        ErrorCode::kInvalidArgument, "cli", "no-boot-pcr",
-        "the statement must pin at least one boot PCR (0-7; PCR4 and PCR7 are the usual ones): "
-        "PCRs 8-15 can be extended by the operating system to any expected value"));
-  }
   auto client = Client();
   if (!client.ok()) return ReportError(client.error());
   auto policy = FetchPolicy(**client, o.key);
   if (!policy.ok()) return ReportError(policy.error());
-  kms::Statement st;
-  st.sid = o.sid;
-  st.allow = true;
-  st.principals = {o.principal};
-  st.actions = o.actions.empty() ? std::vector<std::string>{"kms:Decrypt"} : o.actions;
-  st.resources = {"*"};
-  for (const auto& [i, hex] : *pcrs) {
-    st.conditions.push_back({"StringEqualsIgnoreCase",
-                             "StringEqualsIgnoreCase",
-                             false,
-                             kms::Condition::Set::kNone,
-                             "kms:RecipientAttestation:NitroTPMPCR" + std::to_string(i),
-                             {hex}});
-  }
-  // Replace a statement with the same Sid, keep everything else.
-  std::erase_if(policy->statements, [&](const kms::Statement& s) { return s.sid == st.sid; });
-  policy->statements.push_back(st);
+  auto updated =
+      kms::WithAttestedStatement(std::move(*policy), o.principal, o.actions, *pcrs, o.sid);
+  if (!updated.ok()) return ReportError(updated.error());
+  policy = std::move(*updated);
   auto put = (*client)->Call("PutKeyPolicy",
                              {{"KeyId", o.key}, {"Policy", kms::PolicyToJson(*policy, false)}});
   if (!put.ok()) return ReportError(put.error());

@@ -137,6 +137,16 @@ struct Decision {
 
 Decision Evaluate(const Policy& policy, const RequestContext& request);
 
+// `policy` with a statement `sid` (replacing one with that Sid, keeping every
+// other) that allows `actions` (default kms:Decrypt) to `principal` only with an
+// attestation document whose SHA-384 PCRs equal `pcrs` (index -> hex). Refuses a
+// statement that pins no boot PCR (0-7; reason "no-boot-pcr": PCRs 8-15 can be
+// extended by the OS to any expected value); "bad-pcr", "no-pcrs", "no-principal".
+Result<Policy> WithAttestedStatement(Policy policy, const std::string& principal,
+                                     const std::vector<std::string>& actions,
+                                     const std::map<uint32_t, std::string>& pcrs,
+                                     const std::string& sid);
+
 // IAM-style wildcard match: '*' any run, '?' any single character.
 bool WildcardMatch(std::string_view pattern, std::string_view text, bool ignore_case);
 
