@@ -134,7 +134,10 @@ Result<std::optional<int64_t>> OptInteger(const json& obj, const char* key, int6
   const std::string range = " (from " + std::to_string(lo) + " to " + std::to_string(hi) + ")";
   if (v->is_number_unsigned()) {
     const uint64_t u = v->get<uint64_t>();
-    if (u > static_cast<uint64_t>(hi)) return FieldError(field, field + " is out of range" + range);
+    // (nlohmann/json reads every non-negative integer as unsigned)
+    if (u > static_cast<uint64_t>(hi) || (lo > 0 && u < static_cast<uint64_t>(lo))) {
+      return FieldError(field, field + " is out of range" + range);
+    }
     return std::optional<int64_t>(static_cast<int64_t>(u));
   }
   if (v->is_number_integer()) {
