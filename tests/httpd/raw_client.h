@@ -58,7 +58,7 @@ inline bool ReadSome(int fd, std::string* out, int ms = kWaitMs) {
   pollfd p{fd, POLLIN, 0};
   if (poll(&p, 1, ms) <= 0) return true;  // nothing yet
   char buf[65536];
-  const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+  const ssize_t n = read(fd, buf, sizeof(buf));  // sockets and pipes
   if (n <= 0) return false;
   out->append(buf, static_cast<size_t>(n));
   return true;
