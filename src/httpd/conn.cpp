@@ -49,10 +49,12 @@ class ResponderImpl final : public Responder {
     if (state_ != State::kNone) return false;
     state_ = State::kStreaming;
     head_only_ = HeadOnly(req_, status);
-    chunked_ = req_.version_minor == 1 && !head_only_;
+    const bool bodiless = status == 204 || status == 304 || status < 200;
+    // HEAD gets the head GET would get (chunked on 1.1), without a body.
+    chunked_ = req_.version_minor == 1 && !bodiless;
     if (req_.version_minor == 0 && !head_only_) keep_alive_ = false;  // close-delimited
-    return Push(internal::ResponseHead(status, content_type, headers, head_only_ ? 0 : -1, chunked_,
-                                       keep_alive_, req_.version_minor),
+    return Push(internal::ResponseHead(status, content_type, headers, -1, chunked_, keep_alive_,
+                                       req_.version_minor),
                 false);
   }
 
@@ -77,7 +79,7 @@ class ResponderImpl final : public Responder {
   bool End() override {
     if (state_ != State::kStreaming) return false;
     state_ = State::kDone;
-    return Push(chunked_ ? "0\r\n\r\n" : "", true);
+    return Push(chunked_ && !head_only_ ? "0\r\n\r\n" : "", true);
   }
 
   bool SendError(const HttpError& e) override { return Send(srv_->Render(e, req_)); }
