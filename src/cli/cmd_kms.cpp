@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +14,7 @@
 #include "cli/commands.h"
 #include "common/io.h"
 #include "common/ossl.h"
+#include "httpd/httpd.h"
 #include "kms/authorize.h"
 #include "kms/client.h"
 #include "kms/lint.h"
@@ -35,6 +35,8 @@ struct KmsOptions {
   std::string region = "us-east-1";
   std::string account = "111122223333";
   bool trust_dev_root = false;
+  std::string tls_cert, tls_key;
+  bool insecure_http = false;
   // client
   std::string endpoint;
   std::string client_region;
@@ -93,14 +95,16 @@ Result<std::string> EnsureCredentials(const std::string& path, const std::string
   return path;
 }
 
-kms::KeyServer* g_server = nullptr;  // stopped by SIGINT/SIGTERM
-
-void OnSignal(int) {
-  if (g_server) g_server->Stop();
-}
-
 int Serve() {
+  // SIGINT/SIGTERM are taken by sigwait below; blocked before any thread starts.
+  httpd::StopSignals stop_signals;
   const KmsOptions& o = Opts();
+  auto addr = httpd::ParseListen(o.listen);
+  if (!addr.ok()) return ReportError(addr.error());
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    return ReportError(MakeError(ErrorCode::kInvalidArgument, "cli", "invalid-argument",
+                                 "--tls-cert and --tls-key go together"));
+  }
   const std::string state = StateDir(o.state);
   const std::string dir = state + "/kms";
   auto creds_path = EnsureCredentials(
@@ -117,24 +121,34 @@ int Serve() {
     if (!dev.ok()) return ReportError(dev.error());
     cfg.extra_roots.push_back((*dev)->root());
   }
-  kms::KeyService service(std::move(*store), cfg);
+  // Open fails when the audit log cannot be opened: no key service runs unaudited.
+  auto opened = kms::KeyService::Open(std::move(*store), cfg);
+  if (!opened.ok()) return ReportError(opened.error());
+  kms::KeyService& service = **opened;
   kms::ServerConfig sc;
-  const size_t colon = o.listen.rfind(':');
-  sc.host = o.listen.substr(0, colon);
-  sc.port = std::atoi(o.listen.substr(colon + 1).c_str());
+  sc.host = addr->first;
+  sc.port = addr->second;
   sc.credentials = *creds;
+  if (!o.tls_cert.empty()) sc.tls = httpd::TlsFiles{o.tls_cert, o.tls_key};
+  sc.allow_insecure_http = o.insecure_http;
   auto server = kms::KeyServer::Start(service, sc);
   if (!server.ok()) return ReportError(server.error());
-  g_server = server->get();
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
-  std::printf("key service listening on http://%s:%d (region %s, account %s)\n", sc.host.c_str(),
-              (*server)->port(), o.region.c_str(), o.account.c_str());
+  const std::string host = sc.host.find(':') != std::string::npos ? "[" + sc.host + "]" : sc.host;
+  std::printf("key service listening on %s://%s:%d (region %s, account %s)\n",
+              sc.tls ? "https" : "http", host.c_str(), (*server)->port(), o.region.c_str(),
+              o.account.c_str());
+  if (!sc.tls && !httpd::IsLoopback(sc.host)) {
+    std::fprintf(stderr,
+                 "modelseal: WARNING: plain HTTP on a non-loopback address (--insecure-http): "
+                 "credentials' signatures and key material cross the network unencrypted\n");
+  }
   std::printf("credentials: %s\naudit log:   %s\ntrusts:      AWS Nitro root%s\n",
               creds_path->c_str(), cfg.audit_log_path.c_str(),
               o.trust_dev_root ? " and the DEVELOPMENT root" : " only");
   std::fflush(stdout);
-  (*server)->Wait();
+  const int sig = stop_signals.Wait();
+  std::fprintf(stderr, "modelseal: stopping the key service (signal %d)\n", sig);
+  (*server)->Stop();
   return 0;
 }
 
@@ -444,6 +458,10 @@ void RegisterKmsCommands(CLI::App& app) {
   serve->add_option("--account", o.account, "Account id in key ARNs");
   serve->add_flag("--trust-dev-root", o.trust_dev_root,
                   "Also accept documents from this machine's DEVELOPMENT attestation authority");
+  serve->add_option("--tls-cert", o.tls_cert, "Serve HTTPS with this PEM certificate (chain)");
+  serve->add_option("--tls-key", o.tls_key, "PEM private key of --tls-cert");
+  serve->add_flag("--insecure-http", o.insecure_http,
+                  "Allow plain HTTP on a non-loopback --listen address (refused otherwise)");
   SetAction(serve, [] { return Serve(); });
 
   auto* create = kms->add_subcommand("create-key", "Create a symmetric key");

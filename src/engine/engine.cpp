@@ -289,6 +289,13 @@ Result<std::string> Engine::ApplyTemplate(const std::string& name,
   return FormatChat(*m, messages);
 }
 
+Result<int> Engine::CountTokens(const std::string& name, const std::string& prompt) const {
+  MS_ASSIGN_OR_RETURN(auto m, s_->Find(name));
+  const int n = -llama_tokenize(m->vocab, prompt.data(), static_cast<int32_t>(prompt.size()),
+                                nullptr, 0, true, true);
+  return std::max(n, 0);
+}
+
 namespace {
 
 Result<GenerateStats> Run(Engine::Model& m, std::atomic<uint64_t>& active,

@@ -128,6 +128,10 @@ class Engine {
   Result<std::string> ApplyTemplate(const std::string& name,
                                     const std::vector<ChatMessage>& messages) const;
 
+  // The number of tokens `prompt` makes as Complete (and Chat, after the template)
+  // tokenise it: special tokens parsed, BOS when the model wants one. Lets a caller
+  // refuse a prompt that does not fit ModelInfo::context_length before it answers.
+  Result<int> CountTokens(const std::string& name, const std::string& prompt) const;
   Result<GenerateStats> Chat(const std::string& name, const std::vector<ChatMessage>& messages,
                              const SamplingOptions& sampling, const TokenFn& on_piece,
                              const std::atomic<bool>* cancel = nullptr);

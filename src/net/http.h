@@ -5,10 +5,14 @@
 // Ownership: a request's body span and callbacks are borrowed for the duration of
 // Send. Thread-safety: one transport may be used from many threads at once; it
 // keeps a pool of connections (curl handles) and reuses them (keep-alive).
+// TLS peers are verified against the system's CAs, or only against the PEM file named
+// by AWS_CA_BUNDLE when it is set (as the AWS SDKs do).
 // Failures (module "http"):
 //   unreachable  (kUnavailable) - connect/resolve failed: nothing was sent;
 //   connection   (kUnavailable) - the connection broke or timed out mid-exchange;
 //   bad-url      (kInvalidArgument);
+//   tls-verify   (kPermissionDenied) - the peer's certificate is not trusted, or the
+//                                      CA bundle cannot be read;
 //   a sink/callback error is returned unchanged (the transfer is aborted).
 // A response with any HTTP status is a success of Send; callers map statuses.
 #pragma once

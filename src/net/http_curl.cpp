@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -157,6 +158,12 @@ class CurlTransport final : public HttpTransport {
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 256L * 1024);   // fewer, larger body callbacks
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, nullptr);  // bytes exactly as stored
+    // Like the AWS SDKs: AWS_CA_BUNDLE names a PEM file of the CAs to trust instead of
+    // the system's (a private CA, e.g. a key service with a self-signed certificate).
+    if (const char* bundle = std::getenv("AWS_CA_BUNDLE"); bundle != nullptr && *bundle != '\0') {
+      curl_easy_setopt(c, CURLOPT_CAINFO, bundle);
+      curl_easy_setopt(c, CURLOPT_CAPATH, nullptr);
+    }
 
     const bool has_body = !req.body.empty() || req.method == "PUT" || req.method == "POST";
     if (req.method == "HEAD") {
