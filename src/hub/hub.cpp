@@ -63,9 +63,10 @@ Result<std::string> FileSha256(const std::string& path) {
     return OpenSslError("hub", "sha256 init");
   }
   constexpr size_t kChunk = 8u << 20;
+  Bytes scratch(static_cast<size_t>(std::min<uint64_t>(kChunk, src->size())));
   for (uint64_t off = 0; off < src->size();) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, src->size() - off));
-    MS_ASSIGN_OR_RETURN(auto view, src->ReadAt(off, n, nullptr));
+    MS_ASSIGN_OR_RETURN(auto view, src->ReadAt(off, n, scratch.data()));
     EVP_DigestUpdate(ctx.get(), view.data(), view.size());
     off += n;
   }
