@@ -13,6 +13,7 @@
 
 #include "attest/attest.h"
 #include "cli/commands.h"
+#include "common/harden.h"
 #include "common/io.h"
 #include "common/ossl.h"
 #include "kms/client.h"
@@ -89,6 +90,8 @@ void OnSignal(int) {
 }
 
 int Serve() {
+  // The key service holds every key's material: no core dumps, no ptrace.
+  if (auto h = HardenProcess(); !h.ok()) return ReportError(h.error());
   const KmsOptions& o = Opts();
   const std::string state = StateDir(o.state);
   const std::string dir = state + "/kms";

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "common/harden.h"
 #include "engine/engine.h"
 #include "engine/gpu.h"
 #include "server/server.h"
@@ -24,6 +25,8 @@ struct ServeOptions {
 };
 
 int Serve(const ServeOptions& o) {
+  // Weights (and, for sealed models, keys) live in this process: no core dumps.
+  if (auto h = HardenProcess(); !h.ok()) return ReportError(h.error());
   // SIGINT/SIGTERM are taken by sigwait below; block them before any thread starts.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
