@@ -184,10 +184,19 @@ HubClient::HubClient(HubOptions o) : retry_(o.retry) {
   endpoint_ = !o.endpoint.empty() ? o.endpoint : Env("HF_ENDPOINT");
   if (endpoint_.empty()) endpoint_ = "https://huggingface.co";
   while (endpoint_.size() > 1 && endpoint_.back() == '/') endpoint_.pop_back();
-  const std::string token = o.token ? *o.token : Env("HF_TOKEN");
-  if (!token.empty()) {
-    token_ = SecretBuffer(reinterpret_cast<const uint8_t*>(token.data()), token.size());
+  std::span<const uint8_t> token;
+  if (o.token) {
+    token = o.token->span();
+  } else if (const char* env = std::getenv("HF_TOKEN"); env != nullptr) {
+    token = std::span(reinterpret_cast<const uint8_t*>(env), std::strlen(env));
   }
+  if (!token.empty()) {
+    static constexpr char kBearer[] = "Bearer ";
+    authorization_ = SecretBuffer(sizeof(kBearer) - 1 + token.size());
+    std::memcpy(authorization_.data(), kBearer, sizeof(kBearer) - 1);
+    std::memcpy(authorization_.data() + sizeof(kBearer) - 1, token.data(), token.size());
+  }
+  if (o.token) o.token->Clear();
   cache_dir_ = o.cache_dir;
   if (cache_dir_.empty()) cache_dir_ = Env("MODELSEAL_HUB_CACHE");
   if (cache_dir_.empty() && !Env("XDG_CACHE_HOME").empty()) {
@@ -197,10 +206,9 @@ HubClient::HubClient(HubOptions o) : retry_(o.retry) {
 }
 
 void HubClient::AddAuth(net::HttpRequest& req) const {
-  if (token_.empty()) return;
-  req.headers.emplace_back(
-      "Authorization",
-      "Bearer " + std::string(reinterpret_cast<const char*>(token_.data()), token_.size()));
+  if (authorization_.empty()) return;
+  req.secret_header_name = "Authorization";
+  req.secret_header_value = &authorization_;
 }
 
 std::string HubClient::CachePath(const std::string& repo, const std::string& revision,
