@@ -327,17 +327,17 @@ class FileProvider final : public CredentialsProvider {
   Result<CredentialsPtr> Get() override {
     std::lock_guard<std::mutex> lock(mu_);
     if (cached_) return cached_;
+    // Read into locked memory and parsed in place, like the shared files.
     MS_ASSIGN_OR_RETURN(auto text, ReadOptionalFile(path_));
     if (!text) return NoCredentials("credentials file " + path_ + " does not exist");
-    const auto ini = ParseIni(*text);
-    const auto it = ini.find(profile_);
-    if (it == ini.end() || !it->second.count("aws_access_key_id") ||
-        !it->second.count("aws_secret_access_key")) {
+    ProfileData data;
+    TakeSection(AsText(*text), profile_, "", data);
+    if (!data.values.count("aws_access_key_id") || !data.secret) {
       return MakeError(ErrorCode::kInvalidArgument, "aws", "bad-config",
                        path_ + " has no [" + profile_ +
                            "] section with aws_access_key_id and aws_secret_access_key");
     }
-    cached_ = FromValues(it->second, "file:" + path_ + "[" + profile_ + "]");
+    cached_ = FromProfile(data, "file:" + path_ + "[" + profile_ + "]");
     return cached_;
   }
 

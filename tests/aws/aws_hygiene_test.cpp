@@ -156,8 +156,20 @@ TEST(CredentialHygiene, TheSharedCredentialsFileLeavesNoCopyBehind) {
     EXPECT_EQ(values->count("aws_secret_access_key"), 0u);
     EXPECT_EQ(values->at("aws_access_key_id"), "AKIDFILE");
   }
-  const auto hits = FindInMemory(tail);
+  auto hits = FindInMemory(tail);
   EXPECT_TRUE(hits.empty()) << "copies of the secret access key from the file:\n"
+                            << DescribeHits(hits);
+  {  // The same file named in the configuration (FileCredentials).
+    auto creds = FileCredentials(path, "default")->Get();
+    ASSERT_TRUE(creds.ok()) << creds.error().ToString();
+    EXPECT_EQ((*creds)->access_key_id, "AKIDFILE");
+    ASSERT_EQ((*creds)->secret_access_key.size(), kSecretLen);
+    for (size_t i = 0; i < tail.size(); ++i) {
+      ASSERT_EQ((*creds)->secret_access_key.data()[kTail + i], tail.At(i));
+    }
+  }
+  hits = FindInMemory(tail);
+  EXPECT_TRUE(hits.empty()) << "copies of the secret access key from FileCredentials:\n"
                             << DescribeHits(hits);
   testenv::RemoveTree(dir);
 }
