@@ -12,6 +12,7 @@
 
 #include "attest/attest.h"
 #include "cli/commands.h"
+#include "common/harden.h"
 #include "common/io.h"
 #include "common/ossl.h"
 #include "httpd/httpd.h"
@@ -98,6 +99,8 @@ Result<std::string> EnsureCredentials(const std::string& path, const std::string
 int Serve() {
   // SIGINT/SIGTERM are taken by sigwait below; blocked before any thread starts.
   httpd::StopSignals stop_signals;
+  // The key service holds every key's material: no core dumps, no ptrace.
+  if (auto h = HardenProcess(); !h.ok()) return ReportError(h.error());
   const KmsOptions& o = Opts();
   auto addr = httpd::ParseListen(o.listen);
   if (!addr.ok()) return ReportError(addr.error());

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "common/harden.h"
 #include "engine/engine.h"
 #include "engine/gpu.h"
 #include "httpd/httpd.h"
@@ -26,6 +27,8 @@ struct ServeOptions {
 int Serve(const ServeOptions& o) {
   // SIGINT/SIGTERM are taken by sigwait below; blocked before any thread starts.
   httpd::StopSignals stop_signals;
+  // Weights (and, for sealed models, keys) live in this process: no core dumps.
+  if (auto h = HardenProcess(); !h.ok()) return ReportError(h.error());
 
   auto addr = httpd::ParseListen(o.listen);
   if (!addr.ok()) return ReportError(addr.error());

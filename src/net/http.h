@@ -30,6 +30,7 @@
 
 #include "common/bytes.h"
 #include "common/error.h"
+#include "common/secret.h"
 
 namespace modelseal::net {
 
@@ -39,6 +40,12 @@ struct HttpRequest {
   std::string method = "GET";
   std::string url;  // absolute, already percent-encoded
   HeaderList headers;
+  // One header whose value is a secret (e.g. "Authorization" with "Bearer <token>"),
+  // kept out of std::string: the transport builds the header line in a
+  // SecretBuffer and wipes the copy it hands to curl after the exchange. (curl's
+  // own request buffer is beyond our reach.) Borrowed for the duration of Send.
+  std::string secret_header_name;
+  const SecretBuffer* secret_header_value = nullptr;
   std::span<const uint8_t> body;  // borrowed; sent with Content-Length
   // Called with each piece of a 2xx response body as it arrives. When unset, the
   // body is collected into HttpResponse::body. Non-2xx bodies are always collected
