@@ -121,6 +121,7 @@ export function App() {
                 <button type="button" className="btn" onClick={() => check(token, null)}>Try again</button>
               </div>
             )}
+            <h1 className="sr-only">{current.label}</h1>
             <TabPanel idPrefix="main" tab={tab}>
               {tab === 'about' && <About />}
               {tab === 'owner' && <Owner sub={sub} />}

@@ -12,16 +12,19 @@ function FlowDiagram() {
       ))}
     </g>
   );
-  const step = (x: number, y: number, n: number, text: string, tab: string, anchor: 'start' | 'middle' | 'end' = 'middle') => (
+  const step = (x: number, y: number, n: number, text: string, tab: string) => (
     <g>
-      <circle cx={anchor === 'middle' ? x : anchor === 'start' ? x - 14 : x + 14} cy={y - 4} r={10} fill="#1d4ed8" />
-      <text x={anchor === 'middle' ? x : anchor === 'start' ? x - 14 : x + 14} y={y} textAnchor="middle" fontSize={11} fontWeight={700} fill="#fff">{n}</text>
-      <text x={anchor === 'middle' ? x : x} y={y + 20} textAnchor={anchor} fontSize={12.5} fill="#111827">{text}</text>
-      <text x={anchor === 'middle' ? x : x} y={y + 36} textAnchor={anchor} fontSize={11.5} fill="#1d4ed8" fontStyle="italic">{tab}</text>
+      <circle cx={x} cy={y} r={10} fill="#1d4ed8" />
+      <text x={x} y={y + 4} textAnchor="middle" fontSize={11} fontWeight={700} fill="#fff">{n}</text>
+      <text x={x} y={y + 24} textAnchor="middle" fontSize={12.5} fill="#111827">{text}</text>
+      <text x={x} y={y + 40} textAnchor="middle" fontSize={11.5} fill="#1d4ed8" fontStyle="italic">{tab}</text>
     </g>
   );
+  const arrow = (x1: number, y1: number, x2: number, y2: number, dashed = false) => (
+    <line x1={x1} y1={y1} x2={x2} y2={y2} stroke="#475569" strokeWidth={2} strokeDasharray={dashed ? '6 4' : undefined} markerEnd="url(#arrow)" />
+  );
   return (
-    <svg viewBox="0 0 1100 430" role="img" aria-labelledby="flow-title flow-desc">
+    <svg viewBox="0 0 1100 440" role="img" aria-labelledby="flow-title flow-desc">
       <title id="flow-title">How a sealed model travels from owner to consumer</title>
       <desc id="flow-desc">
         The owner seals the model and uploads it to the object store, and sets a key policy on the key service. The consumer's machine
@@ -34,25 +37,25 @@ function FlowDiagram() {
           <path d="M0 0 L10 5 L0 10 z" fill="#475569" />
         </marker>
       </defs>
-      {box(20, 40, 230, 120, 'Model owner', ['GGUF model (HF, upload, test)', 'holds the KMS key', 'writes the key policy'], '#ede9fe', '#7c3aed')}
-      {box(435, 20, 230, 110, 'Key service (KMS)', ['key policy: PCR conditions', 'releases the data key only', 'to a matching machine'], '#fef3c7', '#d97706')}
-      {box(435, 290, 230, 110, 'Object store', ['sealed model (.msealed)', 'manifest: sizes, digests'], '#e0f2fe', '#0284c7')}
-      {box(850, 150, 230, 150, 'Consumer machine', ['TPM: PCR4 · PCR7 · PCR12', 'PCR15 ← model SHA-384', 'model in memory only', 'chat (Ollama / OpenAI APIs)'], '#ccfbf1', '#0d9488')}
-      <line x1={250} y1={80} x2={430} y2={70} stroke="#475569" strokeWidth={2} markerEnd="url(#arrow)" />
-      {step(340, 48, 2, 'set key policy', 'Seal model weights')}
-      <line x1={250} y1={140} x2={430} y2={320} stroke="#475569" strokeWidth={2} markerEnd="url(#arrow)" />
-      {step(300, 235, 1, 'seal + publish', 'Model manager', 'end')}
-      <line x1={665} y1={340} x2={848} y2={270} stroke="#475569" strokeWidth={2} markerEnd="url(#arrow)" />
-      {step(770, 345, 3, 'download sealed', 'Model loader', 'start')}
-      <line x1={848} y1={175} x2={668} y2={100} stroke="#475569" strokeWidth={2} markerEnd="url(#arrow)" />
-      {step(735, 150, 4, 'attestation + Decrypt', 'Model loader')}
-      <line x1={668} y1={115} x2={848} y2={195} stroke="#475569" strokeWidth={2} strokeDasharray="6 4" markerEnd="url(#arrow)" />
-      {step(870, 100, 5, 'data key, encrypted to', 'the machine (if PCRs match)', 'start')}
-      {step(965, 330, 6, 'unseal · PCR15 · chat', 'Chat', 'middle')}
-      <rect x={20} y={250} width={230} height={70} rx={10} fill="#f8fafc" stroke="#64748b" strokeDasharray="5 4" />
-      <text x={135} y={278} textAnchor="middle" fontWeight={700} fontSize={14} fill="#111827">Anyone</text>
-      <text x={135} y={298} textAnchor="middle" fontSize={12.5} fill="#374151">verifies document + PCRs</text>
-      <text x={135} y={314} textAnchor="middle" fontSize={11.5} fill="#1d4ed8" fontStyle="italic">Attestation tab</text>
+      {box(20, 150, 220, 120, 'Model owner', ['GGUF model (HF, upload, test)', 'holds the KMS key', 'writes the key policy'], '#ede9fe', '#7c3aed')}
+      {box(440, 20, 220, 110, 'Key service (KMS)', ['key policy: PCR conditions', 'releases the data key only', 'to a matching machine'], '#fef3c7', '#d97706')}
+      {box(440, 300, 220, 110, 'Object store', ['sealed model (.msealed)', 'manifest: sizes, digests'], '#e0f2fe', '#0284c7')}
+      {box(860, 150, 220, 130, 'Consumer machine', ['TPM: PCR4 · PCR7 · PCR12', 'PCR15 ← model SHA-384', 'model in memory only', 'chat (Ollama / OpenAI APIs)'], '#ccfbf1', '#0d9488')}
+      {arrow(240, 175, 436, 80)}
+      {step(290, 66, 2, 'set key policy', 'Seal model weights')}
+      {arrow(240, 250, 436, 345)}
+      {step(300, 326, 1, 'seal + publish', 'Model manager')}
+      {arrow(660, 355, 856, 262)}
+      {step(800, 360, 3, 'download sealed model', 'Model loader')}
+      {arrow(860, 168, 664, 92)}
+      {step(760, 58, 4, 'attestation + Decrypt', 'Model loader')}
+      {arrow(660, 116, 856, 194, true)}
+      {step(760, 196, 5, 'data key for this machine', 'only if the PCRs match')}
+      {step(970, 306, 6, 'unseal · PCR15 · chat', 'Chat')}
+      <rect x={20} y={340} width={220} height={70} rx={10} fill="#f8fafc" stroke="#64748b" strokeDasharray="5 4" />
+      <text x={130} y={366} textAnchor="middle" fontWeight={700} fontSize={14} fill="#111827">Anyone</text>
+      <text x={130} y={386} textAnchor="middle" fontSize={12.5} fill="#374151">verifies document + PCRs</text>
+      <text x={130} y={402} textAnchor="middle" fontSize={11.5} fill="#1d4ed8" fontStyle="italic">Attestation tab</text>
     </svg>
   );
 }

@@ -269,6 +269,7 @@ function Chat() {
   const [model, setModel] = usePersisted('chat.model', '');
   const [system, setSystem] = usePersisted('chat.system', '');
   const [input, setInput] = usePersisted('chat.input', '');
+  const [maxTokens, setMaxTokens] = usePersisted('chat.max_tokens', 256);
   const [history, setHistory] = usePersisted<Record<string, Message[]>>('chat.history', {});
   const [streaming, setStreaming] = useState(false);
   const [error, setError] = useState<unknown>();
@@ -301,7 +302,7 @@ function Chat() {
       const res = await fetch('/api/chat', {
         method: 'POST',
         headers: { ...authHeaders(), 'Content-Type': 'application/json' },
-        body: JSON.stringify({ model, stream: true, messages: [...(system ? [{ role: 'system', content: system }] : []), ...convo] }),
+        body: JSON.stringify({ model, stream: true, options: { num_predict: maxTokens > 0 ? maxTokens : -1 }, messages: [...(system ? [{ role: 'system', content: system }] : []), ...convo] }),
         signal: c.signal,
       });
       if (!res.ok || !res.body) {
@@ -354,9 +355,17 @@ function Chat() {
         ) : (
           <div className="chat">
             <details>
-              <summary className="small">System prompt</summary>
-              <label htmlFor="chat-system" className="sr-only">System prompt</label>
-              <textarea id="chat-system" value={system} onChange={(e) => setSystem(e.target.value)} rows={2} />
+              <summary className="small">Settings: system prompt, answer length</summary>
+              <div className="form" style={{ marginTop: '0.5rem' }}>
+                <div className="field">
+                  <label htmlFor="chat-system">System prompt</label>
+                  <textarea id="chat-system" value={system} onChange={(e) => setSystem(e.target.value)} rows={2} />
+                </div>
+                <div className="field" style={{ maxWidth: '14rem' }}>
+                  <label htmlFor="chat-max">Longest answer (tokens; 0: no limit)</label>
+                  <input id="chat-max" type="number" min={0} value={maxTokens} onChange={(e) => setMaxTokens(Math.max(0, Number(e.target.value) || 0))} />
+                </div>
+              </div>
             </details>
             <div className="messages" aria-live="polite" aria-label="Conversation" data-testid="messages" role="log">
               {messages.length === 0 && <p className="muted small">Ask something. The answer streams in token by token; Stop ends it.</p>}

@@ -318,10 +318,10 @@ function SealWeights() {
                           <td className="small"><code>{statementPrincipals(s).map((p) => p.replace(/^arn:aws:iam::\d+:/, '')).join(', ')}</code></td>
                           <td className="small"><code>{([] as string[]).concat(s.Action ?? s.NotAction ?? []).join(', ')}</code></td>
                           <td className="small">{statementPcrs(s).map((p) => `PCR${p.index}`).join(' ') || '—'}</td>
-                          <td className="nowrap">
-                            <button type="button" className="btn small" onClick={() => setBuilder(draftFromStatement(s))} aria-label={`Edit statement ${s.Sid ?? i + 1}`}>Edit</button>{' '}
+                          <td><div className="stack">
+                            <button type="button" className="btn small" onClick={() => setBuilder(draftFromStatement(s))} aria-label={`Edit statement ${s.Sid ?? i + 1}`}>Edit</button>
                             <button type="button" className="btn small danger" onClick={() => setDraftText(formatPolicy(removeStatement(parsed.policy, i)))} aria-label={`Remove statement ${s.Sid ?? i + 1}`}>Remove</button>
-                          </td>
+                          </div></td>
                         </tr>
                       ))}
                     </tbody>
