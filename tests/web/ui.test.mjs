@@ -55,24 +55,22 @@ before(async () => {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, MODELSEAL_STATE_DIR: state, AWS_EC2_METADATA_DISABLED: 'true', HF_HUB_OFFLINE: '1' },
   });
-  const exited = new Promise((_, reject) => server.on('exit', (code) => reject(new Error(`modelseal up exited with ${code}:\n${serverLog}`))));
+  let exit;
+  server.on('exit', (code, signal) => { exit = { code, signal }; });
   const collect = (d) => {
     serverLog += d;
     for (const m of String(serverLog).matchAll(/\b(ms_(owner|consumer|viewer)_[A-Za-z0-9_-]{20,})/g)) tokens[m[2]] = m[1];
   };
   server.stdout.on('data', collect);
   server.stderr.on('data', collect);
-  const ready = (async () => {
-    for (;;) {
-      try {
-        const r = await fetch(`${base}/ms/v1/health`);
-        if (r.ok && tokens.owner && tokens.consumer && tokens.viewer) return;
-      } catch { /* not up yet */ }
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  })();
-  await Promise.race([ready, exited]);
-  server.removeAllListeners('exit');
+  for (;;) {
+    if (exit) throw new Error(`modelseal up exited (${exit.code ?? exit.signal}):\n${serverLog}`);
+    try {
+      const r = await fetch(`${base}/ms/v1/health`);
+      if (r.ok && tokens.owner && tokens.consumer && tokens.viewer) break;
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 250));
+  }
   browser = await chromium.launch({
     executablePath: chromiumPath,
     headless: true,
@@ -229,7 +227,7 @@ test('consumer: load the model, see it with PCR15, chat with a streamed answer',
   await card.waitFor();
   const values = await card.locator('code[data-value]').evaluateAll((els) => els.map((e) => e.getAttribute('data-value')));
   assert.equal(values.filter((v) => HEX96.test(v)).length, 2, 'SHA-384 and PCR15 after');
-  assert.notEqual(values[3], '0'.repeat(96), 'PCR15 was extended');
+  assert.notEqual(values[2], '0'.repeat(96), 'PCR15 was extended');
   await axe(page, 'consumer/loaded');
   await shot(page, 'consumer-loaded');
 
@@ -333,7 +331,7 @@ test('attestation: the document verifies, every check passes, the development ba
   assert.equal(await doc.getAttribute('data-verified'), 'true');
   const outcomes = await doc.locator('[data-check]').evaluateAll((els) => els.map((e) => [e.getAttribute('data-check'), e.getAttribute('data-outcome')]));
   assert.ok(outcomes.length >= 3, `checks: ${JSON.stringify(outcomes)}`);
-  for (const [name, outcome] of outcomes) assert.match(outcome, /^(pass|passed|ok)$/, `check ${name}: ${outcome}`);
+  for (const [name, outcome] of outcomes) assert.equal(outcome, 'passed', `check ${name}`);
   await page.getByTestId('dev-banner').waitFor();
   assert.equal(await doc.locator('tr[data-pcr]').count(), 24);
   assert.equal(await doc.locator('tr.hl[data-pcr]').count(), 4);
@@ -345,11 +343,11 @@ test('attestation: the document verifies, every check passes, the development ba
 test('environment: instance metadata, GPU and system views', async () => {
   const page = await signedIn('viewer');
   await open(page, 'environment/instance');
-  await page.locator('[data-testid=not-ec2], text=Identity document').first().waitFor();
+  await page.getByTestId('not-ec2').or(page.getByRole('heading', { name: 'Identity document' })).first().waitFor();
   await axe(page, 'environment/instance');
   await shot(page, 'environment-instance');
   await open(page, 'environment/gpu');
-  await page.locator('[data-testid=gpu-reason], .card h3').first().waitFor();
+  await page.getByTestId('gpu-reason').or(page.getByTestId('gpu-device')).first().waitFor();
   await axe(page, 'environment/gpu');
   await shot(page, 'environment-gpu');
   await open(page, 'environment/system');

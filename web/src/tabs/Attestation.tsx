@@ -82,8 +82,9 @@ export function Attestation() {
             <Panel level={3} title="Verification">
               <ol className="steps" aria-label="Verification steps">
                 {doc.checks.map((c) => {
-                  const ok = c.outcome === 'pass' || c.outcome === 'ok' || c.outcome === 'passed';
-                  const skipped = c.outcome === 'skipped' || c.outcome === 'not-applicable';
+                  // attest::OutcomeName: "passed", "FAILED", "not run", "not requested".
+                  const ok = c.outcome === 'passed';
+                  const skipped = c.outcome === 'not requested';
                   return (
                     <li key={c.name} className={`step ${ok ? 'done' : skipped ? 'pending' : 'failed'}`} data-check={c.name} data-outcome={c.outcome}>
                       <span className="icon" aria-hidden="true">{ok ? '✓' : skipped ? '–' : '✕'}</span>

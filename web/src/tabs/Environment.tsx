@@ -116,7 +116,7 @@ function Gpu() {
           <p className="small muted">Driver {data.driver_version || '—'} · CUDA {data.cuda_version || '—'} · sampled every 3 s</p>
           <div className="cards">
             {data.devices.map((d, i) => (
-              <div key={i} className="card">
+              <div key={i} className="card" data-testid="gpu-device">
                 <h3>{i}: {d.name}</h3>
                 <div className="meter">
                   <span className="small">Memory {bytes(d.memory_used)} of {bytes(d.memory_total)}</span>
