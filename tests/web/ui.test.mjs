@@ -94,6 +94,7 @@ async function signedIn(role, viewport = { width: 1400, height: 950 }) {
   const page = await context.newPage();
   page.errors = [];
   page.on('pageerror', (e) => page.errors.push(String(e)));
+  page.on('console', (m) => { if (/Content Security Policy/.test(m.text())) page.errors.push(m.text()); });
   await page.goto(`${base}/`);
   await page.getByLabel('API token', { exact: true }).fill(tokens[role]);
   await page.getByRole('button', { name: 'Continue' }).click();
@@ -112,7 +113,9 @@ async function shot(page, name) {
 
 // axe-core on the page as it is: no serious or critical violation.
 async function axe(page, name) {
-  if (!(await page.evaluate(() => Boolean(window.axe)))) await page.addScriptTag({ content: axeSource });
+  // Evaluated over the DevTools protocol: the page's Content-Security-Policy (which
+  // forbids inline scripts) stays in force for the UI itself.
+  if (!(await page.evaluate(() => Boolean(window.axe)))) await page.evaluate(axeSource);
   const violations = await page.evaluate(async () => {
     const r = await window.axe.run(document, { resultTypes: ['violations'] });
     return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }));
@@ -331,7 +334,10 @@ test('attestation: the document verifies, every check passes, the development ba
   assert.equal(await doc.getAttribute('data-verified'), 'true');
   const outcomes = await doc.locator('[data-check]').evaluateAll((els) => els.map((e) => [e.getAttribute('data-check'), e.getAttribute('data-outcome')]));
   assert.ok(outcomes.length >= 3, `checks: ${JSON.stringify(outcomes)}`);
-  for (const [name, outcome] of outcomes) assert.equal(outcome, 'passed', `check ${name}`);
+  // Every check that ran passed; one the server did not ask for (e.g. a maximum
+  // age) says so, and is never a failure or "not run".
+  for (const [name, outcome] of outcomes) assert.match(outcome, /^(passed|not requested)$/, `check ${name}`);
+  assert.ok(outcomes.filter(([, o]) => o === 'passed').length >= 3, `checks: ${JSON.stringify(outcomes)}`);
   await page.getByTestId('dev-banner').waitFor();
   assert.equal(await doc.locator('tr[data-pcr]').count(), 24);
   assert.equal(await doc.locator('tr.hl[data-pcr]').count(), 4);

@@ -151,6 +151,13 @@ export function ProgressBar({ value, label, status }: { value: number | undefine
   );
 }
 
+// "3.1 MiB of 8.7 MiB", "2 of 5 steps"; nothing for a one-step stage.
+function amount(p: { done: number; total: number; unit: string }): string {
+  if (p.unit === 'bytes') return p.total ? `${unitAmount(p.done, p.unit)} of ${unitAmount(p.total, p.unit)}` : p.done ? unitAmount(p.done, p.unit) : '';
+  if (p.total <= 1) return '';
+  return `${p.done} of ${p.total} ${p.unit}`;
+}
+
 const ICON: Record<string, string> = { pending: '', running: '…', done: '✓', skipped: '✓', failed: '✕' };
 
 export function StepList({ view, defs, label }: { view: JobView; defs: StepDef[]; label: string }) {
@@ -174,13 +181,10 @@ export function StepList({ view, defs, label }: { view: JobView; defs: StepDef[]
               {p && (p.total > 0 || s === 'running') && (
                 <>
                   <ProgressBar value={s === 'done' ? 1 : fraction(p)} label={`${d.label} progress`} status={s} />
-                  <div className="muted small">
-                    {p.total ? `${unitAmount(p.done, p.unit)} of ${unitAmount(p.total, p.unit)}` : p.done ? unitAmount(p.done, p.unit) : ''}
-                    {p.detail ? ` · ${p.detail}` : ''}
-                  </div>
+                  <div className="muted small detail">{[amount(p), p.detail].filter(Boolean).join(' · ')}</div>
                 </>
               )}
-              {p && !(p.total > 0 || s === 'running') && p.detail && <div className="muted small mono">{p.detail}</div>}
+              {p && !(p.total > 0 || s === 'running') && p.detail && <div className="muted small detail">{p.detail}</div>}
             </div>
           </li>
         );

@@ -71,8 +71,8 @@ export interface LoadedModel {
 export interface VerdictCondition {
   key: string;
   op: string;
-  wanted: string;
-  machine: string;
+  wanted: string[];
+  machine: string[]; // empty: the request has no such key
   matched: boolean;
 }
 

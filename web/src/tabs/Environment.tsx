@@ -27,8 +27,9 @@ export function Environment({ sub }: { sub: string }) {
   );
 }
 
-function Json({ value }: { value: unknown }) {
-  return <pre className="json">{JSON.stringify(value, null, 2)}</pre>;
+function Json({ value, label }: { value: unknown; label: string }) {
+  // Focusable: it may scroll, and the keyboard must reach what it hides.
+  return <pre className="json" tabIndex={0} aria-label={label}>{JSON.stringify(value, null, 2)}</pre>;
 }
 
 function Instance() {
@@ -49,11 +50,11 @@ function Instance() {
             <h3>Instance</h3>
             <dl className="kv small">{Object.entries(d.summary ?? {}).map(([k, v]) => <Fragment key={k}><dt>{k.replace(/_/g, ' ')}</dt><dd><code>{v || '—'}</code></dd></Fragment>)}</dl>
             <h3 style={{ marginTop: '1rem' }}>IAM</h3>
-            <Json value={d.iam} />
+            <Json value={d.iam} label="IAM information" />
           </div>
           <div>
             <h3>Identity document</h3>
-            <Json value={d.identity_document} />
+            <Json value={d.identity_document} label="Instance identity document" />
           </div>
         </div>
       )}

@@ -309,12 +309,11 @@ function SealWeights() {
               {parsed?.ok && (
                 <div className="table-wrap">
                   <table aria-label="Statements">
-                    <thead><tr><th>Sid</th><th>Effect</th><th>Principal</th><th>Action</th><th>PCRs</th><th><span className="sr-only">Edit</span></th></tr></thead>
+                    <thead><tr><th>Statement</th><th>Principal</th><th>Action</th><th>PCRs</th><th><span className="sr-only">Edit</span></th></tr></thead>
                     <tbody>
                       {parsed.policy.Statement.map((s, i) => (
                         <tr key={i}>
-                          <td><code>{s.Sid ?? '—'}</code></td>
-                          <td><span className={`badge ${s.Effect === 'Allow' ? 'ok' : 'bad'}`}>{s.Effect}</span></td>
+                          <td><code style={{ overflowWrap: 'anywhere' }}>{s.Sid ?? '—'}</code><br /><span className={`badge ${s.Effect === 'Allow' ? 'ok' : 'bad'}`}>{s.Effect}</span></td>
                           <td className="small"><code>{statementPrincipals(s).map((p) => p.replace(/^arn:aws:iam::\d+:/, '')).join(', ')}</code></td>
                           <td className="small"><code>{([] as string[]).concat(s.Action ?? s.NotAction ?? []).join(', ')}</code></td>
                           <td className="small">{statementPcrs(s).map((p) => `PCR${p.index}`).join(' ') || '—'}</td>
@@ -423,6 +422,16 @@ function SealWeights() {
   );
 }
 
+function Values({ values, label }: { values: string[] | string; label: string }) {
+  const list = Array.isArray(values) ? values : [values];
+  if (list.length === 0) return <span className="muted small">absent</span>;
+  return (
+    <div className="stack">
+      {list.map((v, i) => (/^[0-9a-fA-F]{32,}$/.test(v) ? <Digest key={i} value={v} label={label} short /> : <code key={i}>{v}</code>))}
+    </div>
+  );
+}
+
 export function VerdictView({ verdict }: { verdict: Verdict }) {
   return (
     <div data-testid="verdict" data-allowed={String(verdict.allowed)}>
@@ -444,8 +453,8 @@ export function VerdictView({ verdict }: { verdict: Verdict }) {
                   {s.conditions.map((c, i) => (
                     <tr key={i} data-pcr-condition={c.key}>
                       <td className="small"><code>{c.key.replace('kms:RecipientAttestation:NitroTPM', '')}</code> <span className="muted">{c.op}</span></td>
-                      <td><Digest value={c.wanted} label="wanted value" short /></td>
-                      <td><Digest value={c.machine} label="machine value" short /></td>
+                      <td><Values values={c.wanted} label="wanted value" /></td>
+                      <td><Values values={c.machine} label="this machine's value" /></td>
                       <td><OkBadge ok={c.matched} yes="match" no="differs" /></td>
                     </tr>
                   ))}
@@ -455,7 +464,7 @@ export function VerdictView({ verdict }: { verdict: Verdict }) {
           )}
         </div>
       ))}
-      {verdict.lines.length > 0 && <pre className="json" style={{ whiteSpace: 'pre-wrap' }}>{verdict.lines.join('\n')}</pre>}
+      {verdict.lines.length > 0 && <pre className="json" style={{ whiteSpace: 'pre-wrap' }} tabIndex={0} aria-label="The key service's explanation">{verdict.lines.join('\n')}</pre>}
     </div>
   );
 }
