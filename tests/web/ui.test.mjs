@@ -107,8 +107,11 @@ async function open(page, route) {
   await page.waitForFunction((r) => location.hash === r, `#/${route}`);
 }
 
+// A screenshot of the whole page, which must not scroll sideways.
 async function shot(page, name) {
   await page.screenshot({ path: path.join(outDir, `${name}.png`), fullPage: true });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(overflow <= 1, `${name}: the page scrolls sideways by ${overflow}px`);
 }
 
 // axe-core on the page as it is: no serious or critical violation.
@@ -236,14 +239,21 @@ test('consumer: load the model, see it with PCR15, chat with a streamed answer',
 
   await open(page, 'consumer/chat');
   await page.getByLabel('Message', { exact: true }).fill('Hello, sealed model.');
-  // Count how often the answer's text changes while it streams.
+  // Count how often the answer's text changes while it streams, and whether the
+  // Stop button was there meanwhile.
   await page.evaluate(() => {
     window.__updates = 0;
-    new MutationObserver(() => { window.__updates++; }).observe(document.querySelector('[data-testid=messages]'), { subtree: true, characterData: true, childList: true });
+    window.__sawStop = false;
+    new MutationObserver((records) => {
+      const inAnswer = (n) => (n.nodeType === 1 ? n : n.parentElement)?.closest('.msg[data-role=assistant]');
+      window.__updates += records.filter((r) => inAnswer(r.target)).length;
+      window.__sawStop ||= Boolean(document.querySelector('[data-testid=stop]'));
+    }).observe(document.body, { subtree: true, characterData: true, childList: true });
   });
   await page.getByTestId('send').click();
-  await page.getByTestId('stop').waitFor();
-  await page.getByTestId('send').waitFor({ timeout: WAIT });
+  await page.waitForFunction(() => document.querySelector('[data-testid=messages]')?.dataset.streaming === 'false'
+    && document.querySelectorAll('.msg[data-role=assistant]').length > 0, null, { timeout: WAIT });
+  assert.ok(await page.evaluate(() => window.__sawStop), 'a Stop button while the answer streamed');
   const answer = await page.locator('.msg[data-role=assistant]').last().innerText();
   assert.ok(answer.replace(/^tiny\s*/, '').trim().length > 0, 'an answer');
   assert.ok(await page.evaluate(() => window.__updates) > 3, 'the answer arrived in pieces');
@@ -371,8 +381,6 @@ test('every tab on a narrow window', async () => {
     await page.waitForLoadState('networkidle');
     await axe(page, `${route} (narrow)`);
     await shot(page, `narrow-${route.replace('/', '-')}`);
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-    assert.ok(overflow <= 1, `${route}: the page scrolls sideways by ${overflow}px on a narrow window`);
   }
   await page.context().close();
 });

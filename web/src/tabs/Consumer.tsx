@@ -367,7 +367,7 @@ function Chat() {
                 </div>
               </div>
             </details>
-            <div className="messages" aria-live="polite" aria-label="Conversation" data-testid="messages" role="log">
+            <div className="messages" aria-live="polite" aria-label="Conversation" data-testid="messages" data-streaming={String(streaming)} role="log">
               {messages.length === 0 && <p className="muted small">Ask something. The answer streams in token by token; Stop ends it.</p>}
               {messages.map((m, i) => (
                 <div key={i} className={`msg ${m.role}`} data-role={m.role}>

@@ -445,6 +445,7 @@ export function VerdictView({ verdict }: { verdict: Verdict }) {
             {s.sid || `Statement ${s.index + 1}`} <span className={`badge ${s.effect === 'Allow' ? 'ok' : 'bad'}`}>{s.effect}</span>{' '}
             {s.applies_to_request ? <span className="badge neutral">applies</span> : <span className="badge neutral">does not apply</span>}
           </h4>
+          {s.effect === 'Deny' && s.conditions.length > 0 && <p className="small muted">A Deny applies only when all its conditions match: “differs” here means it does not block this machine.</p>}
           {s.conditions.length > 0 && (
             <div className="table-wrap">
               <table aria-label={`Conditions of ${s.sid || `statement ${s.index + 1}`}`}>
@@ -464,7 +465,7 @@ export function VerdictView({ verdict }: { verdict: Verdict }) {
           )}
         </div>
       ))}
-      {verdict.lines.length > 0 && <pre className="json" style={{ whiteSpace: 'pre-wrap' }} tabIndex={0} aria-label="The key service's explanation">{verdict.lines.join('\n')}</pre>}
+      {verdict.lines.length > 0 && <pre className="json wrap" tabIndex={0} aria-label="The key service's explanation">{verdict.lines.join('\n')}</pre>}
     </div>
   );
 }
