@@ -76,7 +76,7 @@ export function Attestation() {
             </div>
           )}
           <div className={`banner ${doc.verified ? 'ok' : 'bad'}`} role="status">
-            <b>{doc.verified ? '✓ Verified' : '✕ Not verified'}</b> — {doc.verified ? `the chain ends at ${doc.root}, and every check passed.` : 'at least one check failed (see below); do not trust its PCRs.'}
+            <b>{doc.verified ? '✓ Verified' : '✕ Not verified'}</b> — {doc.verified ? `the chain ends at ${doc.root}, and every check that ran passed.` : 'at least one check failed (see below); do not trust its PCRs.'}
           </div>
           <div className="grid2">
             <Panel level={3} title="Verification">
