@@ -259,6 +259,7 @@ function Loader() {
 interface Message {
   role: 'user' | 'assistant' | 'system';
   content: string;
+  pieces?: number; // streamed pieces received (assistant)
 }
 
 function Chat() {
@@ -320,7 +321,7 @@ function Chat() {
         for (const it of items as { message?: { content?: string }; error?: string; done?: boolean }[]) {
           if (it.error) throw new ApiError(500, { code: 'internal', module: 'chat', reason: 'stream', message: it.error });
           const piece = it.message?.content ?? '';
-          if (piece) setMessages((m) => m.map((x, i) => (i === m.length - 1 ? { ...x, content: x.content + piece } : x)));
+          if (piece) setMessages((m) => m.map((x, i) => (i === m.length - 1 ? { ...x, content: x.content + piece, pieces: (x.pieces ?? 0) + 1 } : x)));
         }
       };
       for await (const chunk of textChunks(res.body)) apply(parser.push(chunk));
@@ -370,7 +371,7 @@ function Chat() {
             <div className="messages" aria-live="polite" aria-label="Conversation" data-testid="messages" data-streaming={String(streaming)} role="log">
               {messages.length === 0 && <p className="muted small">Ask something. The answer streams in token by token; Stop ends it.</p>}
               {messages.map((m, i) => (
-                <div key={i} className={`msg ${m.role}`} data-role={m.role}>
+                <div key={i} className={`msg ${m.role}`} data-role={m.role} data-pieces={m.pieces}>
                   <span className="who">{m.role === 'user' ? 'You' : model}</span>
                   {m.content || (streaming && i === messages.length - 1 ? '…' : '')}
                 </div>
