@@ -216,6 +216,11 @@ test('owner: upload a GGUF file and publish it', async () => {
   await open(page, 'owner/manager');
   await page.getByLabel('Model name', { exact: true }).fill('uploaded');
   await page.getByLabel('Upload a GGUF', { exact: true }).check();
+  // Form fields survive a reload (the token too, for this tab).
+  await page.reload();
+  await page.getByTestId('role').filter({ hasText: 'owner' }).waitFor();
+  assert.equal(await page.getByLabel('Model name', { exact: true }).inputValue(), 'uploaded');
+  assert.equal(await page.getByLabel('Upload a GGUF', { exact: true }).isChecked(), true);
   await page.getByLabel('GGUF file', { exact: true }).setInputFiles(gguf);
   await page.getByTestId('process-model').click();
   await page.locator('[data-testid=publish-job]:not([data-state=running])').waitFor({ timeout: WAIT });
@@ -376,6 +381,11 @@ test('viewer: write actions are disabled and say why', async () => {
   await shot(page, 'viewer-consumer-loader');
   await open(page, 'consumer/chat');
   assert.match(await reasonOf('send'), /Needs the consumer token/);
+  // Forget token: back to the prompt, also after a reload.
+  await page.getByRole('button', { name: 'Forget token' }).click();
+  await page.getByLabel('API token', { exact: true }).waitFor();
+  await page.reload();
+  await page.getByLabel('API token', { exact: true }).waitFor();
   await page.context().close();
 });
 
