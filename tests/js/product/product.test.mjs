@@ -184,6 +184,27 @@ test('a policy pinned to other boot PCRs: the load is refused and explained PCR 
   assert.deepEqual(JSON.parse(ps.out).models, []);
 });
 
+test('policy lint: warnings on the key\'s policy and on a draft, without changing the key', async () => {
+  const key = encodeURIComponent('alias/modelseal');
+  // Only PCR4 pinned: the advisory asks for PCR7 or PCR12 beside it.
+  ok(['policy', 'allow-attested', '--pcr', '4'], { MODELSEAL_TOKEN: tokens.owner });
+  let r = await api('GET', `/ms/v1/keys/${key}/policy`, { token: tokens.viewer });
+  assert.equal(r.status, 200);
+  assert.ok(r.json.warnings.some((w) => w.code === 'pcr4-without-pcr7-or-pcr12' && w.sid === 'AttestedDecrypt'),
+    JSON.stringify(r.json.warnings));
+  const draft = structuredClone(r.json.policy);
+  draft.Statement.push({ Sid: 'Everyone', Effect: 'Allow', Principal: '*', Action: 'kms:Decrypt', Resource: '*' });
+  const lint = await api('POST', '/ms/v1/policy/lint', { token: tokens.viewer, body: { policy: draft } });
+  assert.equal(lint.status, 200);
+  const everyone = lint.json.warnings.filter((w) => w.sid === 'Everyone').map((w) => w.code);
+  assert.ok(everyone.includes('principal-star'), everyone.join(' '));
+  assert.equal(lint.json.warnings.find((w) => w.sid === 'Everyone').statement, draft.Statement.length - 1);
+  const bad = await api('POST', '/ms/v1/policy/lint', { token: tokens.viewer, body: { policy: '{"Statement": 3}' } });
+  assert.equal(bad.status, 400);
+  r = await api('GET', `/ms/v1/keys/${key}/policy`, { token: tokens.viewer });
+  assert.ok(!r.json.policy.Statement.some((s) => s.Sid === 'Everyone'));
+});
+
 test('--expect-sha384 that differs is refused before any key request', () => {
   ok(['policy', 'allow-attested', '--pcr', '4', '--pcr', '7'], { MODELSEAL_TOKEN: tokens.owner });
   const before = auditLines().length;
