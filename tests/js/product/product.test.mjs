@@ -216,7 +216,7 @@ test('--expect-sha384 that differs is refused before any key request', () => {
   assert.equal(pcrread(15), ZERO48.toString('hex'));
 });
 
-test('consumer loads on this machine: PCR15 = extend(0, SHA-384 of the file), as tpm2_pcrread reads it', () => {
+test('consumer loads on this machine: PCR15 = extend(0, SHA-384 of the file), as tpm2_pcrread reads it', async () => {
   const r = ok(['load', 'tiny', '-q', '--expect-sha384', modelSha384.toString('hex')],
     { MODELSEAL_TOKEN: tokens.consumer });
   const expected = extend(ZERO48, modelSha384).toString('hex');
@@ -226,8 +226,14 @@ test('consumer loads on this machine: PCR15 = extend(0, SHA-384 of the file), as
   assert.equal(released.length, 1);
   assert.match(released[0].statement, /AttestedDecrypt/);
   assert.equal(released[0].attestation.verified, true);
+  // The default policy with PCR4 and PCR7 pinned is clean: the owner administers but
+  // may not Decrypt, the consumer only with attestation.
+  const policy = await api('GET', `/ms/v1/keys/${encodeURIComponent('alias/modelseal')}/policy`,
+    { token: tokens.viewer });
+  assert.deepEqual(policy.json.warnings, []);
   const ps = JSON.parse(ok(['ps', '--json']).out).models;
   assert.equal(ps.length, 1);
+  assert.match(ps[0].source, /^sealed:file:\/\/.*\/models\/tiny\.[0-9a-f]+\.msealed$/);
   assert.equal(ps[0].measured, true);
   assert.equal(ps[0].sha384, modelSha384.toString('hex'));
   assert.equal(ps[0].pcr15_after, expected);
