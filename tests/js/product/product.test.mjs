@@ -13,6 +13,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Ollama } from 'ollama';
 import OpenAI from 'openai';
+import { Validator } from '@seriousme/openapi-schema-validator';
+import Ajv2020 from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
 
 const bin = process.env.MODELSEAL_BIN;
 assert.ok(bin, 'MODELSEAL_BIN must name the modelseal executable');
@@ -84,6 +87,10 @@ function auditLines() {
   return text.trim().split('\n').map((l) => JSON.parse(l));
 }
 
+// Every answer of the product API in this run, checked against docs/openapi.json
+// at the end.
+const answers = [];
+
 async function api(method, route, { token, body } = {}) {
   const headers = {};
   if (token) headers.authorization = `Bearer ${token}`;
@@ -94,6 +101,7 @@ async function api(method, route, { token, body } = {}) {
   const text = await res.text();
   let json = null;
   try { json = JSON.parse(text); } catch { /* not JSON */ }
+  if (route.startsWith('/ms/v1/')) answers.push({ method, route, status: res.status, json });
   return { status: res.status, json, text };
 }
 
@@ -342,4 +350,58 @@ test('kill -9 during a publish leaves no half-published model and no plaintext o
   }
   // And the next publish of the same name works.
   ok(['publish', 'big', '--gguf', big, '-q'], { MODELSEAL_TOKEN: tokens.owner });
+});
+
+test('docs/openapi.json: served without a token, a valid OpenAPI 3.1 document, every operation routed, every answer of this run matches it', async () => {
+  const served = await fetch(`${base}/ms/v1/openapi.json`);
+  assert.equal(served.status, 200);
+  const doc = await served.json();
+  const file = JSON.parse(readFileSync(new URL('../../../docs/openapi.json', import.meta.url), 'utf8'));
+  assert.deepEqual(doc, file);
+  const result = await new Validator().validate(doc);
+  assert.ok(result.valid, JSON.stringify(result.errors, null, 2));
+  // Every documented operation exists: without a token it is refused (401), never 404/405.
+  for (const [p, ops] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(ops)) {
+      const route = `/ms/v1${p.replace(/\{[^}]+\}/g, 'x')}`;
+      const res = await fetch(`${base}${route}`, { method: method.toUpperCase() });
+      await res.arrayBuffer();
+      const expected = op.security && op.security.length === 0 ? 200 : 401;
+      assert.equal(res.status, expected, `${method.toUpperCase()} ${route}`);
+    }
+  }
+  // A few more reads, so that every kind of answer is checked.
+  for (const r of ['/ms/v1/whoami', '/ms/v1/models/loaded', '/ms/v1/pcrs', '/ms/v1/environment',
+    '/ms/v1/gpu', '/ms/v1/system', '/ms/v1/jobs']) {
+    assert.equal((await api('GET', r, { token: tokens.viewer })).status, 200, r);
+  }
+  const jobs = answers.find((a) => a.route === '/ms/v1/jobs').json.jobs;
+  await api('GET', `/ms/v1/jobs/${jobs[0].id}`, { token: tokens.viewer });
+  await api('GET', '/ms/v1/jobs/no-such-job', { token: tokens.viewer });
+  await api('POST', `/ms/v1/keys/${encodeURIComponent('alias/modelseal')}/policy/check`,
+    { token: tokens.viewer, body: {} });
+  const ajv = new Ajv2020({ strict: false, allErrors: true });
+  addFormats(ajv);
+  ajv.addSchema({ $id: 'https://modelseal.invalid/openapi.json', components: doc.components });
+  const templates = Object.keys(doc.paths).map((p) => ({
+    p, re: new RegExp(`^/ms/v1${p.replace(/\{[^}]+\}/g, '[^/]+')}$`),
+  }));
+  let checked = 0;
+  for (const a of answers) {
+    const t = templates.find((x) => x.re.test(a.route.split('?')[0]));
+    assert.ok(t, `no path in the document for ${a.route}`);
+    const op = doc.paths[t.p][a.method.toLowerCase()];
+    assert.ok(op, `no ${a.method} ${t.p} in the document`);
+    let r = op.responses[String(a.status)];
+    assert.ok(r, `${a.method} ${a.route} answered ${a.status}, which the document does not list`);
+    if (r.$ref) r = doc.components.responses[r.$ref.split('/').pop()];
+    const schema = r.content?.['application/json']?.schema;
+    if (!schema) continue;
+    const ref = schema.$ref
+      ? { $ref: `https://modelseal.invalid/openapi.json${schema.$ref}` } : schema;
+    const validate = ajv.compile(ref);
+    assert.ok(validate(a.json), `${a.method} ${a.route} ${a.status}: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(a.json).slice(0, 500)}`);
+    checked++;
+  }
+  assert.ok(checked >= 20, `only ${checked} answers checked`);
 });
