@@ -192,6 +192,22 @@ test('a policy pinned to other boot PCRs: the load is refused and explained PCR 
   assert.deepEqual(JSON.parse(ps.out).models, []);
 });
 
+test('a policy for another principal: the consumer is refused, audited, nothing loaded', () => {
+  const other = 'arn:aws:iam::111122223333:role/someone-else';
+  ok(['policy', 'allow-attested', '--pcr', '4', '--pcr', '7', '--principal', other],
+    { MODELSEAL_TOKEN: tokens.owner });
+  const before = auditLines().length;
+  const r = cli(['load', 'tiny', '-q'], { MODELSEAL_TOKEN: tokens.consumer });
+  assert.notEqual(r.code, 0);
+  assert.match(r.out + r.err, /key-release/);
+  const decrypts = auditLines().slice(before).filter((l) => l.operation === 'Decrypt');
+  assert.equal(decrypts.length, 1);
+  assert.equal(decrypts[0].decision, 'deny');
+  assert.match(decrypts[0].principal, /modelseal-consumer$/);
+  assert.equal(pcrread(15), ZERO48.toString('hex'));
+  assert.deepEqual(JSON.parse(ok(['ps', '--json']).out).models, []);
+});
+
 test('policy lint: warnings on the key\'s policy and on a draft, without changing the key', async () => {
   const key = encodeURIComponent('alias/modelseal');
   // Only PCR4 pinned: the advisory asks for PCR7 or PCR12 beside it.
@@ -350,6 +366,37 @@ test('kill -9 during a publish leaves no half-published model and no plaintext o
   }
   // And the next publish of the same name works.
   ok(['publish', 'big', '--gguf', big, '-q'], { MODELSEAL_TOKEN: tokens.owner });
+});
+
+test('kill -9 during a load: no plaintext on disk, nothing half-loaded, the next load works', async () => {
+  const big = path.join(dir, 'big.gguf');
+  const load = spawn(bin, ['load', 'big', '-q', '--state', state],
+    { env: { ...process.env, MODELSEAL_TOKEN: tokens.consumer }, stdio: 'ignore' });
+  for (let i = 0; i < 600; i++) {
+    const jobs = await api('GET', '/ms/v1/jobs', { token: tokens.viewer });
+    if (jobs.json?.jobs?.some((j) => j.kind === 'load' && j.state === 'running' &&
+        j.request?.published === 'big')) break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await stopUp('SIGKILL');
+  await new Promise((resolve) => load.once('exit', resolve));
+  await startUp();
+  const magic = readFileSync(big).subarray(0, 4096);
+  const walk = (d) => readdirSync(d, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]);
+  for (const root of [state, '/dev/shm']) {
+    for (const f of walk(root)) {
+      let data;
+      try { data = readFileSync(f); } catch { continue; }
+      assert.equal(data.indexOf(magic), -1, `plaintext of the model in ${f}`);
+    }
+  }
+  // 'big' was never loaded, so the restart does not load it; the next load works.
+  const models = JSON.parse(ok(['ps', '--json']).out).models.map((m) => m.name);
+  assert.ok(!models.includes('big'), models.join(' '));
+  ok(['load', 'big', '-q'], { MODELSEAL_TOKEN: tokens.consumer });
+  const after = JSON.parse(ok(['ps', '--json']).out).models.find((m) => m.name === 'big');
+  assert.equal(after.sha384, sha384(readFileSync(big)).toString('hex'));
 });
 
 test('docs/openapi.json: served without a token, a valid OpenAPI 3.1 document, every operation routed, every answer of this run matches it', async () => {
