@@ -98,6 +98,82 @@ int Attestation() {
   return r->value("verified", false) ? 0 : 3;
 }
 
+std::string Mib(const json& bytes) {
+  return bytes.is_number() ? std::to_string(bytes.get<uint64_t>() >> 20) + " MiB" : "?";
+}
+
+// Environment, system, network and GPU in one screen (the web UI's Environment tab).
+int Status() {
+  auto c = Client();
+  if (!c.ok()) return ReportError(c.error());
+  auto env = c->Get("/ms/v1/environment");
+  if (!env.ok()) return ReportError(env.error());
+  auto sys = c->Get("/ms/v1/system");
+  if (!sys.ok()) return ReportError(sys.error());
+  auto net = c->Get("/ms/v1/network");
+  if (!net.ok()) return ReportError(net.error());
+  auto gpu = c->Get("/ms/v1/gpu");
+  if (!gpu.ok()) return ReportError(gpu.error());
+  if (Args().as_json) {
+    std::printf("%s\n",
+                json{{"environment", *env}, {"system", *sys}, {"network", *net}, {"gpu", *gpu}}
+                    .dump(2)
+                    .c_str());
+    return 0;
+  }
+  std::printf("environment (read %s)\n", env->value("read_at", "").c_str());
+  if (env->value("on_ec2", false)) {
+    const json& s = (*env)["summary"];
+    for (const auto& [label, key] :
+         std::vector<std::pair<const char*, const char*>>{{"account", "account_id"},
+                                                          {"region", "region"},
+                                                          {"instance type", "instance_type"},
+                                                          {"architecture", "architecture"},
+                                                          {"instance", "instance_id"}}) {
+      std::printf("  %-16s %s\n", label, s.value(key, "").c_str());
+    }
+    if ((*env)["iam"].contains("InstanceProfileArn")) {
+      std::printf("  %-16s %s (updated %s)\n", "instance profile",
+                  (*env)["iam"].value("InstanceProfileArn", "").c_str(),
+                  (*env)["iam"].value("LastUpdated", "").c_str());
+    }
+  } else {
+    std::printf("  %s\n", env->value("note", "not on EC2").c_str());
+  }
+  std::printf("system (read %s)\n  %-16s %s, modelseal %s\n", sys->value("read_at", "").c_str(),
+              "host", sys->value("hostname", "").c_str(), sys->value("version", "").c_str());
+  const json& mem = (*sys)["memory"];
+  std::printf("  %-16s %s used of %s (%s available)\n", "memory", Mib(mem["used"]).c_str(),
+              Mib(mem["total"]).c_str(), Mib(mem["available"]).c_str());
+  if (sys->contains("disk")) {
+    const json& d = (*sys)["disk"];
+    std::printf("  %-16s %s used of %s on %s\n", "disk", Mib(d["used"]).c_str(),
+                Mib(d["total"]).c_str(), d.value("path", "").c_str());
+  }
+  for (const auto& [name, s] : (*sys)["services"].items()) {
+    std::printf("  %-16s %-4s %s  (%s)\n", name.c_str(), s.value("ok", false) ? "ok" : "DOWN",
+                s.value("detail", "").c_str(), s.value("version", "").c_str());
+  }
+  std::printf("network (read %s)\n", net->value("read_at", "").c_str());
+  for (const auto& ch : (*net)["checks"]) {
+    std::printf("  %-16s %-11s %6.1f ms  %s\n", ch.value("name", "").c_str(),
+                ch.value("reachable", false) ? "reachable" : "UNREACHABLE",
+                ch.value("milliseconds", 0.0), ch.value("url", "").c_str());
+  }
+  std::printf("gpu\n");
+  if (!gpu->value("available", false)) {
+    std::printf("  %s\n", gpu->value("reason", "no GPU").c_str());
+  }
+  for (const auto& d : (*gpu)["devices"]) {
+    std::printf("  %s: %s of %s, %.0f %% busy, %.0f C (driver %s, CUDA %s)\n",
+                d.value("name", "").c_str(), Mib(d["memory_used"]).c_str(),
+                Mib(d["memory_total"]).c_str(), d.value("utilization_gpu", 0.0),
+                d.value("temperature_c", 0.0), gpu->value("driver_version", "").c_str(),
+                gpu->value("cuda_version", "").c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 void RegisterMachineCommands(CLI::App& app) {
@@ -109,6 +185,13 @@ void RegisterMachineCommands(CLI::App& app) {
   att->add_option("--nonce", Args().nonce, "Nonce to bind (hex; default: 32 random bytes)");
   att->add_option("-o,--output", Args().output, "Also write the CBOR document to this file");
   SetAction(att, Attestation);
+
+  auto* status = app.add_subcommand(
+      "status",
+      "The serving machine and stack: EC2 identity, memory, disk, services, reachability of "
+      "each endpoint, GPUs (any role; the owner also sees machine-wide details)");
+  AddApiFlags(status);
+  SetAction(status, Status);
 }
 
 }  // namespace modelseal::cli

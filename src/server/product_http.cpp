@@ -171,6 +171,7 @@ ProductRoutes RegisterProduct(httpd::Router& router, Product& p, const std::stri
   add("GET", "/environment", P::kRead, Json(bind(&Product::Environment), false));
   add("GET", "/gpu", P::kRead, Json(bind_const(&Product::Gpu), false));
   add("GET", "/system", P::kRead, Json(bind(&Product::System), false));
+  add("GET", "/network", P::kRead, Json(bind(&Product::Network), false));
   return routes;
 }
 

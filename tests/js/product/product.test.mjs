@@ -7,6 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +21,39 @@ import addFormats from 'ajv-formats';
 const bin = process.env.MODELSEAL_BIN;
 assert.ok(bin, 'MODELSEAL_BIN must name the modelseal executable');
 
-let dir, state, up, base, tokens, modelFile, modelSha384;
+let dir, state, up, base, tokens, modelFile, modelSha384, imds;
+
+// EC2's instance metadata service as AWS documents it (IMDSv2: a session token from
+// PUT /latest/api/token, required on every GET).
+const IDENTITY = {
+  accountId: '210987654321', architecture: 'x86_64', availabilityZone: 'us-east-2b',
+  imageId: 'ami-0abcdef1234567890', instanceId: 'i-0123456789abcdef0', instanceType: 'g5.xlarge',
+  pendingTime: '2026-11-30T10:00:00Z', privateIp: '10.0.1.23', region: 'us-east-2', version: '2017-09-30',
+};
+const IAM_INFO = {
+  Code: 'Success', LastUpdated: '2026-11-30T10:05:00Z',
+  InstanceProfileArn: 'arn:aws:iam::210987654321:instance-profile/modelseal-consumer',
+  InstanceProfileId: 'AIPAEXAMPLEPROFILEID',
+};
+function startImds() {
+  const token = 'imds-session-token';
+  const server = createServer((req, res) => {
+    if (req.method === 'PUT' && req.url === '/latest/api/token') {
+      if (!req.headers['x-aws-ec2-metadata-token-ttl-seconds']) { res.writeHead(400); res.end(); return; }
+      res.end(token);
+      return;
+    }
+    if (req.headers['x-aws-ec2-metadata-token'] !== token) { res.writeHead(401); res.end(); return; }
+    const docs = {
+      '/latest/dynamic/instance-identity/document': JSON.stringify(IDENTITY),
+      '/latest/meta-data/iam/info': JSON.stringify(IAM_INFO),
+    };
+    if (docs[req.url]) { res.setHeader('content-type', 'text/plain'); res.end(docs[req.url]); return; }
+    res.writeHead(404);
+    res.end();
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
 
 const sha384 = (buf) => createHash('sha384').update(buf).digest();
 const ZERO48 = Buffer.alloc(48);
@@ -46,6 +79,11 @@ function ok(args, env) {
 async function startUp() {
   up = spawn(bin, ['up', '--state', state, '--listen', '127.0.0.1:0', '--threads', '1'], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      AWS_EC2_METADATA_SERVICE_ENDPOINT: `http://127.0.0.1:${imds.address().port}`,
+      HF_ENDPOINT: `http://127.0.0.1:${imds.address().port}`,
+    },
   });
   let errors = '';
   up.stderr.on('data', (d) => { errors += d; });
@@ -113,11 +151,13 @@ before(async () => {
     '--heads', '4', '--ctx', '2048', '--seed', '11'], { encoding: 'utf8' });
   assert.equal(made.status, 0, made.stderr);
   modelSha384 = sha384(readFileSync(modelFile));
+  imds = await startImds();
   await startUp();
 });
 
 after(async () => {
   await stopUp();
+  if (imds) imds.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -399,6 +439,61 @@ test('kill -9 during a load: no plaintext on disk, nothing half-loaded, the next
   assert.equal(after.sha384, sha384(readFileSync(big)).toString('hex'));
 });
 
+test('environment views: instance metadata from IMDSv2, system, network; machine-wide details for the owner only', async () => {
+  const env = await api('GET', '/ms/v1/environment', { token: tokens.viewer });
+  assert.equal(env.status, 200);
+  assert.equal(env.json.on_ec2, true);
+  assert.deepEqual(env.json.identity_document, IDENTITY);
+  assert.equal(env.json.summary.account_id, IDENTITY.accountId);
+  assert.equal(env.json.summary.region, IDENTITY.region);
+  assert.equal(env.json.summary.instance_type, IDENTITY.instanceType);
+  assert.equal(env.json.summary.architecture, IDENTITY.architecture);
+  assert.equal(env.json.iam.InstanceProfileArn, IAM_INFO.InstanceProfileArn);
+  assert.equal(env.json.iam.InstanceProfileId, IAM_INFO.InstanceProfileId);
+  assert.equal(env.json.iam.LastUpdated, IAM_INFO.LastUpdated);
+  assert.ok(Math.abs(Date.parse(env.json.read_at) - Date.now()) < 60_000);
+
+  const viewer = (await api('GET', '/ms/v1/system', { token: tokens.viewer })).json;
+  const owner = (await api('GET', '/ms/v1/system', { token: tokens.owner })).json;
+  for (const s of ['tpm', 'kms', 'store', 'engine', 'server']) {
+    assert.equal(owner.services[s].ok, true, `${s}: ${owner.services[s].detail}`);
+    assert.ok(owner.services[s].version, s);
+  }
+  assert.ok(viewer.memory.total > viewer.memory.available && viewer.memory.available > 0);
+  assert.equal(viewer.logs, undefined);
+  assert.equal(viewer.disk, undefined);
+  assert.equal(viewer.state_dir, undefined);
+  assert.equal(owner.state_dir, state);
+  assert.ok(owner.disk.total > owner.disk.available);
+  assert.ok(owner.logs.kms.some((l) => l.includes('key service listening')), JSON.stringify(owner.logs));
+  const all = JSON.stringify(owner);
+  for (const t of Object.values(tokens)) assert.ok(!all.includes(t), 'a token in the system view');
+
+  const net = (await api('GET', '/ms/v1/network', { token: tokens.owner })).json;
+  const check = (name) => net.checks.find((c) => c.name === name);
+  assert.equal(check('key service').reachable, true, JSON.stringify(net.checks));
+  assert.equal(typeof check('key service').milliseconds, 'number');
+  assert.equal(check('object store').reachable, true);
+  assert.equal(check('instance metadata (IMDS)').reachable, true);
+  assert.ok(net.interfaces.some((i) => i.loopback && i.addresses.includes('127.0.0.1')));
+  assert.ok(net.listening.some((l) => l.port === Number(new URL(base).port)), JSON.stringify(net.listening));
+  const netViewer = (await api('GET', '/ms/v1/network', { token: tokens.viewer })).json;
+  assert.equal(netViewer.interfaces, undefined);
+  assert.equal(netViewer.listening, undefined);
+  assert.equal(netViewer.checks.length, net.checks.length);
+
+  // Asynchronously: the fake IMDS answers from this process's event loop.
+  const status = await new Promise((resolve) => {
+    const child = spawn(bin, ['status', '--state', state], { env: { ...process.env, MODELSEAL_TOKEN: '' } });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.on('exit', (code) => resolve({ code, out }));
+  });
+  assert.equal(status.code, 0, status.out);
+  assert.match(status.out, new RegExp(`instance type\\s+${IDENTITY.instanceType}`));
+  assert.match(status.out, /key service\s+reachable/);
+});
+
 test('docs/openapi.json: served without a token, a valid OpenAPI 3.1 document, every operation routed, every answer of this run matches it', async () => {
   const served = await fetch(`${base}/ms/v1/openapi.json`);
   assert.equal(served.status, 200);
@@ -419,7 +514,7 @@ test('docs/openapi.json: served without a token, a valid OpenAPI 3.1 document, e
   }
   // A few more reads, so that every kind of answer is checked.
   for (const r of ['/ms/v1/whoami', '/ms/v1/models/loaded', '/ms/v1/pcrs', '/ms/v1/environment',
-    '/ms/v1/gpu', '/ms/v1/system', '/ms/v1/jobs']) {
+    '/ms/v1/gpu', '/ms/v1/system', '/ms/v1/network', '/ms/v1/jobs']) {
     assert.equal((await api('GET', r, { token: tokens.viewer })).status, 200, r);
   }
   const jobs = answers.find((a) => a.route === '/ms/v1/jobs').json.jobs;
