@@ -102,9 +102,9 @@ ms_need() { # NAME VALUE
   [ -n "$2" ] || ms_die "missing $1 (see --help)"
 }
 
-ms_check_region() { # VALUE
+ms_check_region() { # VALUE [OPTION]
   [[ "$1" =~ ^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$ ]] ||
-    ms_die "--region: '$1' is not an AWS region name (like us-east-2)"
+    ms_die "${2:---region}: '$1' is not an AWS region name (like us-east-2)"
 }
 
 ms_check_bucket() { # VALUE
@@ -154,7 +154,7 @@ ms_check_account() { # OPTION VALUE
 }
 
 ms_check_url() { # OPTION VALUE
-  [[ "$2" =~ ^https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._~/-]*)?$ ]] ||
+  [[ "$2" =~ ^https?://[^/?#@[:space:]]+(/[^?#@[:space:]]*)?$ ]] ||
     ms_die "$1: '$2' is not an http(s) URL without query or credentials"
 }
 
