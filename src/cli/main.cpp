@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   modelseal::cli::RegisterStoreCommands(app);
   modelseal::cli::RegisterKmsCommands(app);
   modelseal::cli::RegisterProductCommands(app);
+  modelseal::cli::RegisterUpCommands(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }
