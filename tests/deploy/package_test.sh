@@ -101,6 +101,30 @@ done
 "$root/usr/bin/modelseal" selfcheck >"$work/selfcheck" 2>&1 ||
   fail "selfcheck from the root: $(cat "$work/selfcheck")"
 
+# The unit's command with the installed example configuration (its commented
+# keys switched on, a free port, a temporary state directory) starts the product
+# server from the root and answers.
+sed -e 's/^# \([a-z_]* = \)/\1/' -e 's|^listen = .*|listen = 127.0.0.1:0|' \
+  -e "s|^dir = /var/lib/modelseal$|dir = $work/state|" \
+  "$root/etc/modelseal/modelseal.conf" >"$work/serve.conf"
+grep -q "^dir = $work/state$" "$work/serve.conf" || fail "the example sets no [state] dir = /var/lib/modelseal"
+grep -q '^key_id = arn:' "$work/serve.conf" || fail "the example has no [kms] key_id line"
+mkdir -m 0700 "$work/state"
+mkfifo "$work/serve.out"
+AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:9 \
+  "$root/usr/bin/modelseal" serve --config "$work/serve.conf" >"$work/serve.out" 2>"$work/serve.err" &
+serve_pid=$!
+exec {serve_fd}<"$work/serve.out"
+line=""
+read -r line <&"$serve_fd" || fail "serve --config with the example exited: $(cat "$work/serve.err")"
+url=$(sed -n 's/.*\(http:\/\/127\.0\.0\.1:[0-9]*\).*/\1/p' <<<"$line")
+[ -n "$url" ] || fail "serve --config printed '$line'"
+curl -sS --fail "$url/ms/v1/health" >"$work/health" || fail "no health answer from $url"
+echo "serve --config from the root: $(head -c 300 "$work/health")" >&2
+kill "$serve_pid"
+wait "$serve_pid" || true
+exec {serve_fd}<&-
+
 # A second install (upgrade in place) keeps an edited configuration.
 echo "# edited" >>"$root/etc/modelseal/modelseal.conf"
 dpkg_root -i "$deb" >"$work/dpkg.log" 2>&1 || fail "reinstall: $(cat "$work/dpkg.log")"
