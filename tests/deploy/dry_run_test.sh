@@ -73,7 +73,7 @@ TOKEN=$(token "consumer 1" us-east-2 ami-0123456789abcdef0 subnet-0123456789abcd
   --subnet-id subnet-0123456789abcdef0 --security-group-id sg-0123456789abcdef0 --volume-size 40 \
   --package-url "$url" --package-sha256 "$sha" --config "$work/modelseal.conf" \
   --user-data-out "$work/user-data.yaml"
-if ! python3 - "$work/user-data.yaml" "$work/modelseal.conf" "$url" "$sha" <<'EOF'; then
+if ! /usr/bin/python3 - "$work/user-data.yaml" "$work/modelseal.conf" "$url" "$sha" <<'EOF'; then
 import base64, sys, yaml
 doc_path, conf_path, url, sha = sys.argv[1:]
 text = open(doc_path).read()
