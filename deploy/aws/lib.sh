@@ -76,6 +76,26 @@ ms_value() {
   "$AWS_CLI" "$@" || ms_fail "'aws $1 $2' failed (exit $?)"
 }
 
+# ms_wait ARGS...: runs an `aws ... wait ...` call; an AWS CLI waiter gives up
+# after a fixed number of polls ("Max attempts exceeded"), so it is run again,
+# up to MS_WAIT_ROUNDS times, before the script fails.
+MS_WAIT_ROUNDS="${MS_WAIT_ROUNDS:-6}"
+ms_wait() {
+  if [ "$MS_DRY_RUN" = 1 ]; then
+    ms_print_call "$@"
+    return 0
+  fi
+  local round err
+  for ((round = 1; round <= MS_WAIT_ROUNDS; round++)); do
+    if err=$("$AWS_CLI" "$@" 2>&1); then
+      return 0
+    fi
+    [[ "$err" == *"Max attempts exceeded"* ]] || ms_fail "'aws $*' failed: $err"
+    ms_log "still waiting ($round/$MS_WAIT_ROUNDS): aws $*"
+  done
+  ms_fail "gave up waiting: aws $*"
+}
+
 # ms_exists ARGS...: runs a read-only `aws ARGS...` that fails when the thing
 # does not exist. A dry run prints the check and answers "does not exist".
 # Only a not-found answer counts as "does not exist": any other failure

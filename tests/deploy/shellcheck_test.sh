@@ -4,8 +4,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 command -v shellcheck >/dev/null || { echo "shellcheck is not installed (scripts/apt-packages.txt)" >&2; exit 1; }
-files=("$root"/deploy/aws/* "$root"/deploy/debian/* "$root"/tests/deploy/*.sh "$root"/tests/deploy/aws_recorder)
-[ ${#files[@]} -ge 15 ] || { echo "too few scripts found: ${files[*]}" >&2; exit 1; }
+files=("$root"/deploy/aws/* "$root"/deploy/debian/* "$root"/tests/deploy/*.sh "$root"/tests/deploy/aws_recorder "$root"/tests/deploy/fake_aws)
+[ ${#files[@]} -ge 18 ] || { echo "too few scripts found: ${files[*]}" >&2; exit 1; }
 cd "$root"
 shellcheck --severity=style --external-sources "${files[@]#"$root"/}"
 echo "shellcheck: ${#files[@]} scripts clean"
