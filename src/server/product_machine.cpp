@@ -95,6 +95,25 @@ json OptionalHex(const std::optional<Bytes>& b) {
 
 }  // namespace
 
+namespace {
+
+// The API's names for a check's outcome (machine-readable, unlike OutcomeName's).
+const char* ApiOutcome(attest::CheckOutcome o) {
+  switch (o) {
+    case attest::CheckOutcome::kPassed:
+      return "passed";
+    case attest::CheckOutcome::kFailed:
+      return "failed";
+    case attest::CheckOutcome::kNotRun:
+      return "not-run";
+    case attest::CheckOutcome::kNotRequested:
+      return "not-requested";
+  }
+  return "failed";
+}
+
+}  // namespace
+
 ApiReply Product::Attestation(const ApiCall& c) {
   auto nonce_hex = Str(c.body, "nonce", false);
   if (!nonce_hex.ok()) return ErrorReply(nonce_hex.error());
@@ -124,7 +143,7 @@ ApiReply Product::Attestation(const ApiCall& c) {
   json checks = json::array();
   for (const auto& ch : rep.checks) {
     checks.push_back(
-        {{"name", ch.name}, {"outcome", attest::OutcomeName(ch.outcome)}, {"detail", ch.detail}});
+        {{"name", ch.name}, {"outcome", ApiOutcome(ch.outcome)}, {"detail", ch.detail}});
   }
   json fields = nullptr, certificates = json::array();
   if (rep.document) {
