@@ -23,6 +23,7 @@
 #include "common/digest.h"
 #include "common/io.h"
 #include "common/ossl.h"
+#include "httpd/httpd.h"
 #include "kms/client.h"
 #include "pipeline/pipeline.h"
 #include "tpm/tpm.h"
@@ -280,12 +281,9 @@ Status EmbeddedStack::StartKeyService(const EmbeddedOptions& o) {
   const ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (n <= 0) return ErrnoError("up", "find this program", errno);
   self[n] = '\0';
-  std::string host = "127.0.0.1";
-  int wanted = 0;
-  if (const size_t colon = o.kms_listen.rfind(':'); colon != std::string::npos) {
-    host = o.kms_listen.substr(0, colon);
-    wanted = std::atoi(o.kms_listen.c_str() + colon + 1);
-  }
+  MS_ASSIGN_OR_RETURN(auto addr, httpd::ParseListen(o.kms_listen));
+  const std::string host = addr.first;
+  const int wanted = addr.second;
   const std::string log = state_ + "/logs/kms.log";
   for (int attempt = 0; attempt < 5; ++attempt) {
     const int port = wanted ? wanted : FreePort();
