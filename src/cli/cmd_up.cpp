@@ -51,11 +51,20 @@ std::string WebRoot(const std::string& given) {
 }
 
 void PrintBanner(const std::string& url, const std::string& state,
-                 const std::map<server::Role, std::string>& created, bool web) {
+                 const std::map<server::Role, std::string>& created, bool web,
+                 const pipeline::Config& config, bool embedded) {
   std::printf("modelseal is up: %s\n", url.c_str());
-  std::printf("  state      %s (configuration: %s/modelseal.conf)\n", state.c_str(), state.c_str());
-  std::printf(
-      "  TPM        swtpm (a new boot at every start); attestation: DEVELOPMENT authority\n");
+  if (embedded) {
+    std::printf("  state      %s (configuration: %s/modelseal.conf)\n", state.c_str(),
+                state.c_str());
+    std::printf(
+        "  TPM        swtpm (a new boot at every start); attestation: DEVELOPMENT authority\n");
+  } else {
+    std::printf("  state      %s (configuration: %s)\n", state.c_str(), config.path.c_str());
+    std::printf("  TPM        %s; attestation: %s\n",
+                config.tcti.empty() ? "the default device" : config.tcti.c_str(),
+                config.attestation.c_str());
+  }
   if (web) std::printf("  web UI     %s/  (paste a token below when it asks)\n", url.c_str());
   if (!created.empty()) {
     std::printf("\nAPI tokens (shown once; `modelseal token show` prints the local copies):\n");
@@ -116,7 +125,7 @@ int RunProduct(pipeline::Environment& env, const std::string& state, const std::
   if (stack) {
     if (auto s = stack->WriteUpFile(url); !s.ok()) return ReportError(s.error());
   }
-  PrintBanner(url, state, created, !web_root.empty());
+  PrintBanner(url, state, created, !web_root.empty(), env.config, stack != nullptr);
   for (const auto& job : product.ResumeLoads()) {
     std::fprintf(stderr, "modelseal: loading %s again after the restart (job %s)\n",
                  job->Summary()["request"].value("name", "").c_str(), job->id().c_str());

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   modelseal::cli::RegisterKmsCommands(app);
   modelseal::cli::RegisterProductCommands(app);
   modelseal::cli::RegisterUpCommands(app);
+  modelseal::cli::RegisterMachineCommands(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -8,6 +8,11 @@
 #include "server/product.h"
 #include "server/web.h"
 
+namespace modelseal {
+extern const char kOpenApiJson[];  // docs/openapi.json (cmake/embed.cmake)
+extern const unsigned long kOpenApiJson_size;
+}  // namespace modelseal
+
 namespace modelseal::server {
 
 using nlohmann::json;
@@ -119,6 +124,10 @@ ProductRoutes RegisterProduct(httpd::Router& router, Product& p, const std::stri
   };
 
   add("GET", "/health", P::kPublic, Json([&p](const ApiCall&) { return p.Health(); }, false));
+  add("GET", "/openapi.json", P::kPublic, [](httpd::Request&, httpd::Responder& res) {
+    res.Send({200, "application/json", std::string(kOpenApiJson, kOpenApiJson_size),
+              {{"cache-control", "no-cache"}}});
+  });
   add("GET", "/whoami", P::kRead, Json(bind_const(&Product::WhoAmI), false));
 
   // Owner
@@ -162,6 +171,7 @@ ProductRoutes RegisterProduct(httpd::Router& router, Product& p, const std::stri
   add("GET", "/environment", P::kRead, Json(bind(&Product::Environment), false));
   add("GET", "/gpu", P::kRead, Json(bind_const(&Product::Gpu), false));
   add("GET", "/system", P::kRead, Json(bind(&Product::System), false));
+  add("GET", "/network", P::kRead, Json(bind(&Product::Network), false));
   return routes;
 }
 
