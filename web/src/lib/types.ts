@@ -92,11 +92,19 @@ export interface Verdict {
   lines: string[];
 }
 
+// A key-service lint warning (kms/lint.h); older servers sent plain strings.
+export interface LintWarning {
+  statement: number | null;
+  sid: string;
+  code: string;
+  message: string;
+}
+
 export interface PolicyReply {
   key_id: string;
   policy: unknown;
   text: string;
-  warnings: string[];
+  warnings: (LintWarning | string)[];
   pcrs?: Record<string, string>;
 }
 
@@ -197,9 +205,19 @@ export interface SystemReply {
   process_uptime_seconds: number;
   attestation: string;
   services: Record<string, { ok: boolean; detail: string; [k: string]: unknown }>;
-  memory?: { total: number; free: number };
+  memory?: { total: number; used?: number; available?: number; free?: number };
   load_average?: number[];
   state_dir?: string;
+  disk?: { path: string; total: number; available: number; used: number };
+  logs?: Record<string, string[] | string>;
+  read_at?: string;
+}
+
+export interface NetworkReply {
+  checks: { name: string; url: string; reachable: boolean; milliseconds?: number; detail?: string }[];
+  interfaces?: { name: string; up: boolean; loopback: boolean; addresses: unknown[] }[];
+  listening?: { protocol: string; port: number; service: string }[];
+  read_at?: string;
 }
 
 export interface EnvironmentReply {

@@ -82,14 +82,16 @@ export function Attestation() {
             <Panel level={3} title="Verification">
               <ol className="steps" aria-label="Verification steps">
                 {doc.checks.map((c) => {
-                  // attest::OutcomeName: "passed", "FAILED", "not run", "not requested".
-                  const ok = c.outcome === 'passed';
-                  const skipped = c.outcome === 'not requested';
+                  // "passed", "failed", "not-run", "not-requested" (older servers:
+                  // "FAILED", "not run", "not requested").
+                  const outcome = c.outcome.toLowerCase().replace(/ /g, '-');
+                  const ok = outcome === 'passed';
+                  const skipped = outcome === 'not-requested';
                   return (
                     <li key={c.name} className={`step ${ok ? 'done' : skipped ? 'pending' : 'failed'}`} data-check={c.name} data-outcome={c.outcome}>
                       <span className="icon" aria-hidden="true">{ok ? '✓' : skipped ? '–' : '✕'}</span>
                       <div>
-                        <div className="title"><strong>{c.name}</strong> <span className={`badge ${ok ? 'ok' : skipped ? 'neutral' : 'bad'}`}>{c.outcome}</span></div>
+                        <div className="title"><strong>{c.name}</strong> <span className={`badge ${ok ? 'ok' : skipped ? 'neutral' : 'bad'}`}>{outcome.replace(/-/g, ' ')}</span></div>
                         {c.detail && <div className="small muted">{c.detail}</div>}
                       </div>
                     </li>

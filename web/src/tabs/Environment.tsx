@@ -2,13 +2,14 @@ import { Fragment, useEffect, useState } from 'react';
 import { Empty, ErrorBox, OkBadge, Panel, ProgressBar, TabPanel, Tabs, useLoad } from '../components/ui';
 import { get } from '../lib/api';
 import { bytes, duration } from '../lib/format';
-import type { EnvironmentReply, GpuReply, SystemReply } from '../lib/types';
+import type { EnvironmentReply, GpuReply, NetworkReply, SystemReply } from '../lib/types';
 import { useSession } from '../session';
 
 const SUBS = [
   { id: 'instance', label: 'Instance metadata' },
   { id: 'gpu', label: 'GPU' },
   { id: 'system', label: 'System' },
+  { id: 'network', label: 'Network' },
 ] as const;
 type Sub = (typeof SUBS)[number]['id'];
 
@@ -22,6 +23,7 @@ export function Environment({ sub }: { sub: string }) {
         {s === 'instance' && <Instance />}
         {s === 'gpu' && <Gpu />}
         {s === 'system' && <System />}
+        {s === 'network' && <Network />}
       </TabPanel>
     </>
   );
@@ -150,7 +152,11 @@ function System() {
             <table aria-label="Services" data-testid="services">
               <thead><tr><th>Service</th><th>State</th><th>Detail</th></tr></thead>
               <tbody>{Object.entries(d.services).map(([k, v]) => (
-                <tr key={k} data-service={k}><td><b>{k}</b></td><td><OkBadge ok={v.ok} yes="up" no="down" /></td><td className="small mono" style={{ overflowWrap: 'anywhere' }}>{v.detail}</td></tr>
+                <tr key={k} data-service={k}>
+                  <td><b>{k}</b>{typeof v.version === 'string' && v.version && <div className="small muted">{v.version}</div>}</td>
+                  <td><OkBadge ok={v.ok} yes="up" no="down" /></td>
+                  <td className="small mono" style={{ overflowWrap: 'anywhere' }}>{v.detail}</td>
+                </tr>
               ))}</tbody>
             </table>
           </div>
@@ -163,13 +169,73 @@ function System() {
               <dt>Attestation</dt><dd>{d.attestation === 'development' ? <span className="badge dev">development</span> : d.attestation}</dd>
               <dt>Machine up</dt><dd>{duration(d.uptime_seconds)}</dd>
               <dt>Server up</dt><dd>{duration(d.process_uptime_seconds)}</dd>
-              {d.memory && <><dt>Memory</dt><dd>{bytes(d.memory.total - d.memory.free)} used of {bytes(d.memory.total)}</dd></>}
+              {d.memory && <><dt>Memory</dt><dd>{bytes(d.memory.used ?? d.memory.total - (d.memory.available ?? d.memory.free ?? 0))} used of {bytes(d.memory.total)}</dd></>}
+              {d.disk && <><dt>Disk (state)</dt><dd>{bytes(d.disk.used)} used of {bytes(d.disk.total)}, {bytes(d.disk.available)} free</dd></>}
               {d.load_average && <><dt>Load</dt><dd>{d.load_average.map((x) => x.toFixed(2)).join(' · ')}</dd></>}
               {d.state_dir && <><dt>State</dt><dd><code>{d.state_dir}</code></dd></>}
             </dl>
-            {!d.memory && <p className="small muted" style={{ marginTop: '0.5rem' }}>Memory, load and the state directory are shown to the owner token only.</p>}
+            {!d.state_dir && <p className="small muted" style={{ marginTop: '0.5rem' }}>Load, disk, the state directory and the logs are shown to the owner token only.</p>}
+            {d.read_at && <p className="small muted" style={{ marginTop: '0.5rem' }}>Read at {d.read_at}</p>}
           </div>
         </div>
+      )}
+      {d?.logs && Object.keys(d.logs).length > 0 && (
+        <>
+          <h3 style={{ marginTop: '1rem' }}>Recent log lines</h3>
+          {Object.entries(d.logs).map(([name, lines]) => (
+            <details key={name}>
+              <summary><code>{name}</code></summary>
+              <pre className="json wrap" tabIndex={0} aria-label={`Recent lines of the ${name} log`}>{Array.isArray(lines) ? lines.join('\n') : String(lines)}</pre>
+            </details>
+          ))}
+        </>
+      )}
+    </Panel>
+  );
+}
+
+function Network() {
+  const net = useLoad((s) => get<NetworkReply>('/ms/v1/network', s), []);
+  const d = net.data;
+  return (
+    <Panel title="Network" actions={<button type="button" className="btn small" onClick={net.reload} disabled={net.loading}>{net.loading ? 'Checking…' : 'Check again'}</button>}>
+      <p className="small muted">Whether this server reaches what it depends on (a TCP connection to each endpoint).</p>
+      <ErrorBox error={net.error} title="Could not check the network" />
+      {d && (
+        <>
+          <table aria-label="Reachability" data-testid="network-checks">
+            <thead><tr><th>Endpoint</th><th>State</th><th>Time</th><th>Detail</th></tr></thead>
+            <tbody>{d.checks.map((c) => (
+              <tr key={c.name} data-check={c.name}>
+                <td><b>{c.name}</b><div className="small mono" style={{ overflowWrap: 'anywhere' }}>{c.url}</div></td>
+                <td><OkBadge ok={c.reachable} yes="reachable" no="unreachable" /></td>
+                <td className="small nowrap">{c.milliseconds !== undefined ? `${c.milliseconds} ms` : '—'}</td>
+                <td className="small" style={{ overflowWrap: 'anywhere' }}>{c.detail}</td>
+              </tr>
+            ))}</tbody>
+          </table>
+          {d.interfaces && (
+            <div className="grid2" style={{ marginTop: '1rem' }}>
+              <div>
+                <h3>Interfaces</h3>
+                <table aria-label="Interfaces">
+                  <thead><tr><th>Name</th><th>State</th><th>Addresses</th></tr></thead>
+                  <tbody>{d.interfaces.map((i) => (
+                    <tr key={i.name}><td><code>{i.name}</code></td><td>{i.up ? 'up' : 'down'}{i.loopback ? ' · loopback' : ''}</td><td className="small mono" style={{ overflowWrap: 'anywhere' }}>{i.addresses.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(', ') || '—'}</td></tr>
+                  ))}</tbody>
+                </table>
+              </div>
+              <div>
+                <h3>Listening</h3>
+                <table aria-label="Listening sockets">
+                  <thead><tr><th>Protocol</th><th>Port</th><th>Service</th></tr></thead>
+                  <tbody>{(d.listening ?? []).map((l, i) => <tr key={i}><td>{l.protocol}</td><td>{l.port}</td><td className="small">{l.service}</td></tr>)}</tbody>
+                </table>
+              </div>
+            </div>
+          )}
+          {!d.interfaces && <p className="small muted" style={{ marginTop: '0.5rem' }}>Interfaces and listening sockets are shown to the owner token only.</p>}
+        </>
       )}
     </Panel>
   );

@@ -8,7 +8,11 @@ import {
   buildStatement, draftFromStatement, emptyDraft, formatPolicy, KMS_ACTIONS, lintPolicy, parsePolicy, previewPcrs,
   removeStatement, statementPcrs, statementPrincipals, upsertStatement, validateDraft, type Lint, type Policy, type StatementDraft,
 } from '../lib/policy';
-import type { JobSummary, Manifest, PcrsReply, PolicyReply, PublishedList, Verdict } from '../lib/types';
+import type { JobSummary, LintWarning, Manifest, PcrsReply, PolicyReply, PublishedList, Verdict } from '../lib/types';
+
+function asLint(w: LintWarning | string): LintWarning {
+  return typeof w === 'string' ? { statement: null, sid: '', code: '', message: w } : w;
+}
 import { useSession } from '../session';
 
 const SUBS = [
@@ -219,7 +223,8 @@ function SealWeights() {
   const [verdict, setVerdict] = useState<Verdict>();
   const [checking, setChecking] = useState(false);
   const [checkError, setCheckError] = useState<unknown>();
-  const [serverLint, setServerLint] = useState<string[]>([]);
+  // The key service's lint of the draft (null: this server offers none).
+  const [serverLint, setServerLint] = useState<LintWarning[] | null>(null);
   const [pcrToAdd, setPcrToAdd] = useState(4);
 
   useEffect(() => {
@@ -238,9 +243,11 @@ function SealWeights() {
     if (!parsed?.ok) return;
     const ac = new AbortController();
     const t = setTimeout(() => {
-      api<{ warnings?: string[] }>('POST', '/ms/v1/policy/lint', { policy: parsed.policy }, ac.signal)
-        .then((r) => setServerLint(r.warnings ?? []))
-        .catch(() => setServerLint([])); // not offered by every server
+      api<{ warnings?: (LintWarning | string)[] }>('POST', '/ms/v1/policy/lint', { policy: parsed.policy }, ac.signal)
+        .then((r) => setServerLint((r.warnings ?? []).map(asLint)))
+        .catch((e) => {
+          if ((e as Error).name !== 'AbortError') setServerLint(null); // not offered by every server
+        });
     }, 400);
     return () => {
       clearTimeout(t);
@@ -329,14 +336,20 @@ function SealWeights() {
               )}
               <div>
                 <h4>Lint</h4>
-                {lints.length === 0 && serverLint.length === 0 && policy.data?.warnings?.length === 0 ? (
-                  <p className="small" style={{ color: 'var(--ok)' }}>✓ No warnings.</p>
-                ) : (
-                  <ul className="lints" aria-label="Policy warnings">
-                    {lints.map((l, i) => <li key={`l${i}`} className={l.level}><b>{l.sid}</b>: {l.message}</li>)}
-                    {[...serverLint, ...(dirty ? [] : policy.data?.warnings ?? [])].map((w, i) => <li key={`s${i}`} className="warning">{w}</li>)}
-                  </ul>
-                )}
+                {(() => {
+                  // Errors found here block the update; the warnings are the key
+                  // service's own lint when it offers one, else this page's.
+                  const errors = lints.filter((l) => l.level === 'error');
+                  const shown = serverLint ?? lints.filter((l) => l.level === 'warning').map((l) => ({ statement: null, sid: l.sid, code: '', message: l.message }));
+                  if (errors.length === 0 && shown.length === 0) return <p className="small" style={{ color: 'var(--ok)' }}>✓ No warnings.</p>;
+                  return (
+                    <ul className="lints" aria-label="Policy warnings" data-testid="lint">
+                      {errors.map((l, i) => <li key={`e${i}`} className="error"><b>{l.sid}</b>: {l.message}</li>)}
+                      {shown.map((w, i) => <li key={`w${i}`} className="warning" data-code={w.code}>{w.sid && <b>{w.sid}: </b>}{w.message}</li>)}
+                    </ul>
+                  );
+                })()}
+                {serverLint !== null && <p className="small muted">Warnings from the key service's lint; errors found on this page block “Update policy”.</p>}
               </div>
               <div className="row">
                 <Action need="owner" busy={saving} blocked={!parsed?.ok ? 'Fix the policy JSON first.' : !dirty ? 'No changes to save.' : lints.some((l) => l.level === 'error') ? 'Fix the errors the lint shows first.' : undefined} onClick={update} data-testid="update-policy">
