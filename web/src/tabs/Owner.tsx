@@ -322,7 +322,7 @@ function SealWeights() {
                         <tr key={i}>
                           <td><code style={{ overflowWrap: 'anywhere' }}>{s.Sid ?? '—'}</code><br /><span className={`badge ${s.Effect === 'Allow' ? 'ok' : 'bad'}`}>{s.Effect}</span></td>
                           <td className="small"><code>{statementPrincipals(s).map((p) => p.replace(/^arn:aws:iam::\d+:/, '')).join(', ')}</code></td>
-                          <td className="small"><code>{([] as string[]).concat(s.Action ?? s.NotAction ?? []).join(', ')}</code></td>
+                          <td className="small">{s.NotAction !== undefined && <span className="muted">all but </span>}<code>{([] as string[]).concat(s.Action ?? s.NotAction ?? []).join(', ')}</code></td>
                           <td className="small">{statementPcrs(s).map((p) => `PCR${p.index}`).join(' ') || '—'}</td>
                           <td><div className="stack">
                             <button type="button" className="btn small" onClick={() => setBuilder(draftFromStatement(s))} aria-label={`Edit statement ${s.Sid ?? i + 1}`}>Edit</button>
