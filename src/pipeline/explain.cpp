@@ -56,13 +56,20 @@ kms::RequestContext DecryptRequest(const std::string& principal, const std::stri
 Result<ReleaseVerdict> Evaluate(const kms::KmsClient& kms, const std::string& key_id,
                                 const std::string& principal,
                                 const sealed::EncryptionContext& context,
-                                const std::map<uint32_t, Bytes>& pcrs, bool development) {
-  MS_ASSIGN_OR_RETURN(auto got,
-                      kms.Call("GetKeyPolicy", {{"KeyId", key_id}, {"PolicyName", "default"}}));
-  if (!got.contains("Policy") || !got["Policy"].is_string()) {
-    return Fail(ErrorCode::kInternal, "bad-response", "GetKeyPolicy returned no policy");
+                                const std::map<uint32_t, Bytes>& pcrs, bool development,
+                                const std::optional<std::string>& draft = std::nullopt) {
+  std::string text;
+  if (draft) {
+    text = *draft;
+  } else {
+    MS_ASSIGN_OR_RETURN(auto got,
+                        kms.Call("GetKeyPolicy", {{"KeyId", key_id}, {"PolicyName", "default"}}));
+    if (!got.contains("Policy") || !got["Policy"].is_string()) {
+      return Fail(ErrorCode::kInternal, "bad-response", "GetKeyPolicy returned no policy");
+    }
+    text = got["Policy"].get<std::string>();
   }
-  MS_ASSIGN_OR_RETURN(kms::Policy policy, kms::ParsePolicy(got["Policy"].get<std::string>()));
+  MS_ASSIGN_OR_RETURN(kms::Policy policy, kms::ParsePolicy(text));
   std::string arn = key_id;
   if (auto described = kms.Call("DescribeKey", {{"KeyId", key_id}});
       described.ok() && described->contains("KeyMetadata")) {
@@ -128,10 +135,11 @@ std::optional<ReleaseVerdict> ExplainDenial(const kms::KmsClient& kms, const std
 
 Result<ReleaseVerdict> CheckRelease(const kms::KmsClient& kms, const std::string& key_id,
                                     const std::string& principal_arn, const std::string& model,
-                                    const std::map<uint32_t, Bytes>& pcrs, bool development) {
+                                    const std::map<uint32_t, Bytes>& pcrs, bool development,
+                                    const std::optional<std::string>& draft_policy) {
   sealed::EncryptionContext context;
   if (!model.empty()) context[kContextModelKey] = model;
-  return Evaluate(kms, key_id, principal_arn, context, pcrs, development);
+  return Evaluate(kms, key_id, principal_arn, context, pcrs, development, draft_policy);
 }
 
 }  // namespace modelseal::pipeline

@@ -142,7 +142,7 @@ struct PublishSource {
   // kFile: the name an upload had on the owner's machine; recorded as the
   // manifest's file_name and source "upload:<name>" (empty: a local file, "file:").
   std::string upload_name;
-  engine::TestModelOptions test_model;        // kTestModel
+  engine::TestModelOptions test_model;  // kTestModel
   // A marker written into the generated model's metadata (kTestModel; tests
   // search file systems for it to prove no plaintext was left behind).
   std::string marker;
@@ -256,10 +256,13 @@ struct ReleaseVerdict {
 // Reads `key_id`'s policy with `kms` and evaluates a Decrypt with Recipient by
 // `principal_arn` for the data key of model `model` (encryption context
 // {"modelseal:model": model}, none when empty), from a machine whose SHA-384 PCRs
-// are `pcrs`, attested by the development authority when `development`.
+// are `pcrs`, attested by the development authority when `development`. With
+// `draft_policy` (JSON text) that policy is decided instead of the key's current one
+// (the key is still described for its ARN): "would this draft allow it?".
 Result<ReleaseVerdict> CheckRelease(const kms::KmsClient& kms, const std::string& key_id,
                                     const std::string& principal_arn, const std::string& model,
-                                    const std::map<uint32_t, Bytes>& pcrs, bool development);
+                                    const std::map<uint32_t, Bytes>& pcrs, bool development,
+                                    const std::optional<std::string>& draft_policy = std::nullopt);
 
 // What happened, step by step; filled in as the load runs (also on failure).
 struct LoadReport {

@@ -407,7 +407,16 @@ ApiReply Product::CheckPolicy(const ApiCall& c) {
     pcrs = (*all)[tpm::Bank::kSha384];
   }
   const std::string who = principal->empty() ? env_.config.consumer_principal : *principal;
-  auto v = pipeline::CheckRelease(*PolicyReader(), key, who, *model, pcrs, development);
+  // "policy": a draft (object or JSON text) decided instead of the key's current policy.
+  std::optional<std::string> draft;
+  if (c.body.is_object() && c.body.contains("policy")) {
+    const json& p = c.body["policy"];
+    if (!p.is_string() && !p.is_object()) {
+      return ErrorReply(BadRequest("policy must be a JSON object or its text"));
+    }
+    draft = p.is_string() ? p.get<std::string>() : p.dump();
+  }
+  auto v = pipeline::CheckRelease(*PolicyReader(), key, who, *model, pcrs, development, draft);
   if (!v.ok()) return ErrorReply(v.error());
   return {200, VerdictJson(*v, who)};
 }

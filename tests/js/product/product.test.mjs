@@ -271,6 +271,17 @@ test('policy lint: warnings on the key\'s policy and on a draft, without changin
   assert.equal(bad.status, 400);
   r = await api('GET', `/ms/v1/keys/${key}/policy`, { token: tokens.viewer });
   assert.ok(!r.json.policy.Statement.some((s) => s.Sid === 'Everyone'));
+  // "Would this draft allow it?": the current policy (PCR4 pinned to this machine)
+  // allows; a draft wanting another PCR4 does not, and the key keeps its policy.
+  const check = (body) => api('POST', `/ms/v1/keys/${key}/policy/check`, { token: tokens.viewer, body });
+  assert.equal((await check({})).json.allowed, true);
+  const other = structuredClone(r.json.policy);
+  const attested = other.Statement.find((s) => s.Sid === 'AttestedDecrypt');
+  attested.Condition.StringEqualsIgnoreCase['kms:RecipientAttestation:NitroTPMPCR4'] = 'ab'.repeat(48);
+  const denied = await check({ policy: other });
+  assert.equal(denied.json.allowed, false);
+  assert.ok(denied.json.lines.some((l) => l.includes('ab'.repeat(48))), denied.json.lines.join('\n'));
+  assert.equal((await check({})).json.allowed, true);
 });
 
 test('--expect-sha384 that differs is refused before any key request', () => {
