@@ -176,6 +176,8 @@ struct CertificateInfo {
   std::string key;     // e.g. "EC P-384"
   bool is_ca = false;
 };
+// Fails (reason "bad-certificate") for bytes that are not one DER certificate and
+// for a notBefore/notAfter that does not parse or lies before 1970.
 Result<CertificateInfo> DescribeCertificate(std::span<const uint8_t> der);
 
 // PEM or DER in, DER out (first certificate). reason "bad-certificate".

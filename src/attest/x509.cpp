@@ -48,10 +48,20 @@ Error BadCert(const std::string& what) {
   return MakeError(ErrorCode::kInvalidArgument, "attest", "bad-certificate", what);
 }
 
-uint64_t Asn1TimeToMs(const ASN1_TIME* t) {
+// A certificate time as milliseconds since 1970. A time that does not parse, or
+// one before 1970 (which as an unsigned count would wrap to "the far future" and
+// make a notAfter mean "never expires"), is an error: the certificate is refused.
+Result<uint64_t> Asn1TimeToMs(const ASN1_TIME* t, const char* which) {
   std::tm tm{};
-  if (ASN1_TIME_to_tm(t, &tm) != 1) return 0;
-  return static_cast<uint64_t>(timegm(&tm)) * 1000;
+  if (t == nullptr || ASN1_TIME_check(t) != 1 || ASN1_TIME_to_tm(t, &tm) != 1) {
+    return BadCert(std::string("certificate ") + which + " is not a valid time");
+  }
+  const int64_t seconds = static_cast<int64_t>(timegm(&tm));
+  if (tm.tm_year < 70 || seconds < 0) {
+    return BadCert(std::string("certificate ") + which + " is before 1970 (" +
+                   std::to_string(tm.tm_year + 1900) + "), which is not accepted");
+  }
+  return static_cast<uint64_t>(seconds) * 1000;
 }
 
 std::string NameString(const X509_NAME* n) {
@@ -120,8 +130,8 @@ Result<CertificateInfo> DescribeCertificate(std::span<const uint8_t> der) {
   CertificateInfo ci;
   ci.subject = NameString(X509_get_subject_name(x.get()));
   ci.issuer = NameString(X509_get_issuer_name(x.get()));
-  ci.not_before_ms = Asn1TimeToMs(X509_get0_notBefore(x.get()));
-  ci.not_after_ms = Asn1TimeToMs(X509_get0_notAfter(x.get()));
+  MS_ASSIGN_OR_RETURN(ci.not_before_ms, Asn1TimeToMs(X509_get0_notBefore(x.get()), "notBefore"));
+  MS_ASSIGN_OR_RETURN(ci.not_after_ms, Asn1TimeToMs(X509_get0_notAfter(x.get()), "notAfter"));
   ci.sha256 = ToHex(Sha256(der));
   ci.is_ca = X509_check_ca(x.get()) != 0;
   EVP_PKEY* k = X509_get0_pubkey(x.get());

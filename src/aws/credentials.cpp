@@ -1,11 +1,15 @@
 #include "aws/credentials.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
-#include <fstream>
+#include <cstring>
 #include <mutex>
-#include <sstream>
 
 #include "aws/imds.h"
 
@@ -17,11 +21,15 @@ std::string Env(const char* name) {
   return v == nullptr ? "" : v;
 }
 
-std::string Trim(std::string_view s) {
+std::string_view TrimView(std::string_view s) {
   size_t b = 0, e = s.size();
   while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
   while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return std::string(s.substr(b, e - b));
+  return s.substr(b, e - b);
+}
+
+std::string Trim(std::string_view s) {
+  return std::string(TrimView(s));
 }
 
 std::string HomeFile(const char* env_name, const char* default_rel) {
@@ -31,25 +39,148 @@ std::string HomeFile(const char* env_name, const char* default_rel) {
   return home.empty() ? "" : home + "/" + default_rel;
 }
 
-// Reads a file; empty optional when it does not exist.
-Result<std::optional<std::string>> ReadOptionalFile(const std::string& path) {
-  if (path.empty()) return std::optional<std::string>();
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::optional<std::string>();
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) {
+// Reads a file into locked memory (a shared credentials file holds secret keys,
+// so it never passes through a std::string or a stdio buffer); empty optional
+// when it does not exist.
+Result<std::optional<SecretBuffer>> ReadOptionalFile(const std::string& path) {
+  if (path.empty()) return std::optional<SecretBuffer>();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return std::optional<SecretBuffer>();
+    return MakeError(ErrorCode::kIo, "aws", "bad-config",
+                     "cannot read " + path + ": " + std::strerror(errno));
+  }
+  struct stat st {};
+  constexpr off_t kMaxConfigFile = 1 << 20;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > kMaxConfigFile) {
+    ::close(fd);
+    return MakeError(ErrorCode::kIo, "aws", "bad-config",
+                     "cannot read " + path + ": not a regular file of at most 1 MiB");
+  }
+  SecretBuffer text(static_cast<size_t>(st.st_size));
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::read(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  if (done != text.size()) {
     return MakeError(ErrorCode::kIo, "aws", "bad-config", "cannot read " + path);
   }
-  return std::optional<std::string>(ss.str());
+  return std::optional<SecretBuffer>(std::move(text));
 }
 
-CredentialsPtr FromValues(const ProfileValues& v, const std::string& source) {
+std::string_view AsText(const SecretBuffer& b) {
+  return std::string_view(reinterpret_cast<const char*>(b.data()), b.size());
+}
+
+constexpr char kSecretKeyName[] = "aws_secret_access_key";
+
+// Calls fn(section, key, value, continuation) for each value in INI `text`, the
+// value as a view into `text` (never copied); keys lower-cased, comments '#'/';'
+// skipped, inline comments after whitespace cut off. A continuation line (one
+// that starts with whitespace and has no '=') is passed with continuation true
+// and the key it continues.
+template <typename Fn>
+void ForEachIniValue(std::string_view text, Fn fn) {
+  std::string section;
+  std::string last_key;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) nl = text.size();
+    std::string_view raw = text.substr(pos, nl - pos);
+    pos = nl + 1;
+    const bool continuation = !raw.empty() && (raw[0] == ' ' || raw[0] == '\t');
+    const std::string_view line = TrimView(raw);
+    if (line.empty() || line[0] == '#' || line[0] == ';') continue;
+    if (line.front() == '[' && line.back() == ']') {
+      section = Trim(line.substr(1, line.size() - 2));
+      fn(section, std::string(), std::string_view(), false);  // a section, even an empty one
+      last_key.clear();
+      continue;
+    }
+    if (section.empty()) continue;
+    const size_t eq = line.find('=');
+    if (eq == std::string_view::npos) {
+      if (continuation && !last_key.empty()) fn(section, last_key, line, true);
+      continue;
+    }
+    std::string key = Trim(line.substr(0, eq));
+    std::transform(key.begin(), key.end(), key.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::string_view value = TrimView(line.substr(eq + 1));
+    // Inline comments need whitespace before '#' or ';'.
+    for (const char* marker : {" #", " ;", "\t#", "\t;"}) {
+      const size_t c = value.find(marker);
+      if (c != std::string_view::npos) value = TrimView(value.substr(0, c));
+    }
+    fn(section, key, value, false);
+    last_key = continuation ? last_key : key;
+  }
+}
+
+// The settings of one profile from the config file, then the credentials file
+// (which wins). The secret access key is kept apart, in a SecretBuffer.
+struct ProfileData {
+  ProfileValues values;  // never holds aws_secret_access_key
+  std::optional<SecretBuffer> secret;
+};
+
+void TakeSection(std::string_view text, const std::string& want, const std::string& fallback,
+                 ProfileData& out) {
+  bool found = false;
+  for (const std::string& name : {want, fallback}) {
+    if (found || name.empty()) continue;
+    ForEachIniValue(text, [&](const std::string& section, const std::string& key,
+                              std::string_view value, bool continuation) {
+      if (section != name) return;
+      found = true;
+      if (key.empty()) return;
+      if (key == kSecretKeyName) {
+        if (!continuation) {
+          out.secret.emplace(reinterpret_cast<const uint8_t*>(value.data()), value.size());
+        }
+        return;
+      }
+      if (continuation) {
+        out.values[key] += "\n" + std::string(value);
+      } else {
+        out.values[key] = std::string(value);
+      }
+    });
+  }
+}
+
+Result<ProfileData> ReadProfile(std::string profile) {
+  if (profile.empty()) profile = ActiveProfileName();
+  ProfileData data;
+  MS_ASSIGN_OR_RETURN(auto config, ReadOptionalFile(HomeFile("AWS_CONFIG_FILE", ".aws/config")));
+  if (config) {
+    const bool is_default = profile == "default";
+    TakeSection(AsText(*config), is_default ? "default" : "profile " + profile,
+                is_default ? "profile default" : "", data);
+  }
+  MS_ASSIGN_OR_RETURN(
+      auto creds, ReadOptionalFile(HomeFile("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials")));
+  if (creds) {
+    ProfileData from_creds;
+    TakeSection(AsText(*creds), profile, "", from_creds);
+    for (auto& [k, v] : from_creds.values) data.values[k] = std::move(v);
+    if (from_creds.secret) data.secret = std::move(from_creds.secret);
+  }
+  return data;
+}
+
+CredentialsPtr FromProfile(ProfileData& p, const std::string& source) {
   auto get = [&](const char* k) {
-    auto it = v.find(k);
-    return it == v.end() ? std::string() : it->second;
+    auto it = p.values.find(k);
+    return it == p.values.end() ? std::string() : it->second;
   };
-  return Credentials::Make(get("aws_access_key_id"), get("aws_secret_access_key"),
+  return Credentials::Make(get("aws_access_key_id"),
+                           p.secret ? std::move(*p.secret) : SecretBuffer(),
                            get("aws_session_token"), source);
 }
 
@@ -70,15 +201,18 @@ class EnvironmentProvider final : public CredentialsProvider {
  public:
   Result<CredentialsPtr> Get() override {
     const std::string id = Env("AWS_ACCESS_KEY_ID");
-    const std::string secret = Env("AWS_SECRET_ACCESS_KEY");
-    if (id.empty() && secret.empty()) {
+    // Straight from the environment into locked memory, never a std::string.
+    const char* secret = std::getenv("AWS_SECRET_ACCESS_KEY");
+    const size_t secret_len = secret == nullptr ? 0 : std::strlen(secret);
+    if (id.empty() && secret_len == 0) {
       return NoCredentials("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set");
     }
-    if (id.empty() || secret.empty()) {
+    if (id.empty() || secret_len == 0) {
       return MakeError(ErrorCode::kInvalidArgument, "aws", "bad-config",
                        "only one of AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY is set");
     }
-    return Credentials::Make(id, secret, Env("AWS_SESSION_TOKEN"), "environment");
+    return Credentials::Make(id, SecretBuffer(reinterpret_cast<const uint8_t*>(secret), secret_len),
+                             Env("AWS_SESSION_TOKEN"), "environment");
   }
 };
 
@@ -89,9 +223,9 @@ class ProfileProvider final : public CredentialsProvider {
     std::lock_guard<std::mutex> lock(mu_);
     if (cached_) return cached_;
     const std::string name = profile_.empty() ? ActiveProfileName() : profile_;
-    MS_ASSIGN_OR_RETURN(ProfileValues v, LoadProfile(name));
-    const bool has_id = v.count("aws_access_key_id") != 0;
-    const bool has_secret = v.count("aws_secret_access_key") != 0;
+    MS_ASSIGN_OR_RETURN(ProfileData p, ReadProfile(name));
+    const bool has_id = p.values.count("aws_access_key_id") != 0;
+    const bool has_secret = p.secret.has_value();
     if (!has_id && !has_secret) {
       return NoCredentials("profile '" + name + "' has no aws_access_key_id/aws_secret_access_key");
     }
@@ -101,7 +235,7 @@ class ProfileProvider final : public CredentialsProvider {
                            "' has only one of aws_access_key_id and "
                            "aws_secret_access_key");
     }
-    cached_ = FromValues(v, "profile:" + name);
+    cached_ = FromProfile(p, "profile:" + name);
     return cached_;
   }
 
@@ -155,10 +289,19 @@ std::shared_ptr<const Credentials> Credentials::Make(std::string access_key_id,
                                                      std::string_view secret_access_key,
                                                      std::string session_token,
                                                      std::string source) {
+  return Make(std::move(access_key_id),
+              SecretBuffer(reinterpret_cast<const uint8_t*>(secret_access_key.data()),
+                           secret_access_key.size()),
+              std::move(session_token), std::move(source));
+}
+
+std::shared_ptr<const Credentials> Credentials::Make(std::string access_key_id,
+                                                     SecretBuffer secret_access_key,
+                                                     std::string session_token,
+                                                     std::string source) {
   auto c = std::make_shared<Credentials>();
   c->access_key_id = std::move(access_key_id);
-  c->secret_access_key = SecretBuffer(reinterpret_cast<const uint8_t*>(secret_access_key.data()),
-                                      secret_access_key.size());
+  c->secret_access_key = std::move(secret_access_key);
   c->session_token = std::move(session_token);
   c->source = std::move(source);
   return c;
@@ -184,17 +327,17 @@ class FileProvider final : public CredentialsProvider {
   Result<CredentialsPtr> Get() override {
     std::lock_guard<std::mutex> lock(mu_);
     if (cached_) return cached_;
+    // Read into locked memory and parsed in place, like the shared files.
     MS_ASSIGN_OR_RETURN(auto text, ReadOptionalFile(path_));
     if (!text) return NoCredentials("credentials file " + path_ + " does not exist");
-    const auto ini = ParseIni(*text);
-    const auto it = ini.find(profile_);
-    if (it == ini.end() || !it->second.count("aws_access_key_id") ||
-        !it->second.count("aws_secret_access_key")) {
+    ProfileData data;
+    TakeSection(AsText(*text), profile_, "", data);
+    if (!data.values.count("aws_access_key_id") || !data.secret) {
       return MakeError(ErrorCode::kInvalidArgument, "aws", "bad-config",
                        path_ + " has no [" + profile_ +
                            "] section with aws_access_key_id and aws_secret_access_key");
     }
-    cached_ = FromValues(it->second, "file:" + path_ + "[" + profile_ + "]");
+    cached_ = FromProfile(data, "file:" + path_ + "[" + profile_ + "]");
     return cached_;
   }
 
@@ -217,41 +360,16 @@ std::shared_ptr<CredentialsProvider> DefaultCredentialsChain(
 
 std::map<std::string, ProfileValues> ParseIni(std::string_view text) {
   std::map<std::string, ProfileValues> out;
-  std::string section;
-  std::string last_key;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string_view::npos) nl = text.size();
-    std::string_view raw = text.substr(pos, nl - pos);
-    pos = nl + 1;
-    const bool continuation = !raw.empty() && (raw[0] == ' ' || raw[0] == '\t');
-    std::string line = Trim(raw);
-    if (line.empty() || line[0] == '#' || line[0] == ';') continue;
-    if (line.front() == '[' && line.back() == ']') {
-      section = Trim(line.substr(1, line.size() - 2));
-      out[section];
-      last_key.clear();
-      continue;
+  ForEachIniValue(text, [&](const std::string& section, const std::string& key,
+                            std::string_view value, bool continuation) {
+    ProfileValues& values = out[section];
+    if (key.empty()) return;
+    if (continuation) {
+      values[key] += "\n" + std::string(value);
+    } else {
+      values[key] = std::string(value);
     }
-    if (section.empty()) continue;
-    const size_t eq = line.find('=');
-    if (eq == std::string::npos) {
-      if (continuation && !last_key.empty()) out[section][last_key] += "\n" + line;
-      continue;
-    }
-    std::string key = Trim(std::string_view(line).substr(0, eq));
-    std::transform(key.begin(), key.end(), key.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    std::string value = Trim(std::string_view(line).substr(eq + 1));
-    // Inline comments need whitespace before '#' or ';'.
-    for (const char* marker : {" #", " ;", "\t#", "\t;"}) {
-      const size_t c = value.find(marker);
-      if (c != std::string::npos) value = Trim(std::string_view(value).substr(0, c));
-    }
-    out[section][key] = value;
-    last_key = continuation ? last_key : key;
-  }
+  });
   return out;
 }
 
@@ -261,26 +379,8 @@ std::string ActiveProfileName() {
 }
 
 Result<ProfileValues> LoadProfile(std::string profile) {
-  if (profile.empty()) profile = ActiveProfileName();
-  ProfileValues merged;
-  MS_ASSIGN_OR_RETURN(auto config, ReadOptionalFile(HomeFile("AWS_CONFIG_FILE", ".aws/config")));
-  if (config) {
-    auto ini = ParseIni(*config);
-    const std::string section = profile == "default" ? "default" : "profile " + profile;
-    auto it = ini.find(section);
-    if (it == ini.end() && profile == "default") it = ini.find("profile default");
-    if (it != ini.end()) merged = it->second;
-  }
-  MS_ASSIGN_OR_RETURN(
-      auto creds, ReadOptionalFile(HomeFile("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials")));
-  if (creds) {
-    auto ini = ParseIni(*creds);
-    auto it = ini.find(profile);
-    if (it != ini.end()) {
-      for (auto& [k, v] : it->second) merged[k] = v;
-    }
-  }
-  return merged;
+  MS_ASSIGN_OR_RETURN(ProfileData data, ReadProfile(std::move(profile)));
+  return std::move(data.values);
 }
 
 namespace {

@@ -10,6 +10,11 @@
 // then AWS_ENDPOINT_URL, then the profile's `endpoint_url`.
 //
 // The secret key lives in a SecretBuffer and is never logged or put in an Error.
+// It never passes through a std::string on the way either: it is read from the
+// environment with getenv, and the shared files are read into locked memory and
+// parsed in place. (IMDS credentials arrive in a JSON body; see imds.h.) The
+// session token is sent in clear in every request's headers and is kept as a
+// string.
 // Providers are thread-safe; Get() may block on IMDS (bounded by its timeouts).
 // Failures (module "aws"): no-credentials (kPermissionDenied) when no source in
 // the chain has any; bad-config (kInvalidArgument) for an unreadable/malformed
@@ -41,6 +46,10 @@ struct Credentials {
                                                  std::string_view secret_access_key,
                                                  std::string session_token = "",
                                                  std::string source = "static");
+  static std::shared_ptr<const Credentials> Make(std::string access_key_id,
+                                                 SecretBuffer secret_access_key,
+                                                 std::string session_token = "",
+                                                 std::string source = "static");
 };
 using CredentialsPtr = std::shared_ptr<const Credentials>;
 
@@ -66,6 +75,8 @@ std::shared_ptr<CredentialsProvider> DefaultCredentialsChain(
 
 // key -> value of one profile, merged from the config file then the credentials
 // file (the credentials file wins). Empty map when the profile does not exist.
+// aws_secret_access_key is left out: only ProfileCredentials reads it, into a
+// SecretBuffer.
 using ProfileValues = std::map<std::string, std::string>;
 Result<ProfileValues> LoadProfile(std::string profile = "");
 // AWS_PROFILE, else "default".

@@ -17,14 +17,13 @@
 namespace modelseal::aws {
 namespace {
 
-using Key = std::array<uint8_t, 32>;
+constexpr size_t kKeySize = 32;  // HMAC-SHA256
 
-Key Hmac(std::span<const uint8_t> key, std::string_view msg) {
-  Key out{};
+// HMAC-SHA256 of `msg` under `key`, written to `out` (32 bytes).
+void HmacInto(std::span<const uint8_t> key, std::string_view msg, uint8_t* out) {
   unsigned int len = 0;
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const uint8_t*>(msg.data()), msg.size(), out.data(), &len);
-  return out;
+       reinterpret_cast<const uint8_t*>(msg.data()), msg.size(), out, &len);
 }
 
 std::string Lower(std::string_view s) {
@@ -125,18 +124,22 @@ std::string Signature(const Credentials& creds, const SigningParams& p,
       "AWS4-HMAC-SHA256\n" + long_date + "\n" + Scope(short_date, p) + "\n" +
       Sha256Hex(
           {reinterpret_cast<const uint8_t*>(canonical_request.data()), canonical_request.size()});
-  SecretBuffer k_secret(4 + creds.secret_access_key.size());
-  std::memcpy(k_secret.data(), "AWS4", 4);
-  if (!creds.secret_access_key.empty()) {
-    std::memcpy(k_secret.data() + 4, creds.secret_access_key.data(),
-                creds.secret_access_key.size());
-  }
-  Key k = Hmac(k_secret.span(), short_date);
-  k = Hmac(k, p.region);
-  k = Hmac(k, p.service);
-  k = Hmac(k, "aws4_request");
-  Key sig = Hmac(k, string_to_sign);
-  OPENSSL_cleanse(k.data(), k.size());
+  // "AWS4" + secret, then two 32-byte slots for the derived keys (kDate, kRegion,
+  // kService, kSigning: each as good as the secret for a day), all in one locked
+  // buffer that is wiped on return. No key touches the stack.
+  const size_t secret_len = creds.secret_access_key.size();
+  SecretBuffer keys(4 + secret_len + 2 * kKeySize);
+  uint8_t* const k_secret = keys.data();
+  uint8_t* const a = k_secret + 4 + secret_len;
+  uint8_t* const b = a + kKeySize;
+  std::memcpy(k_secret, "AWS4", 4);
+  if (secret_len > 0) std::memcpy(k_secret + 4, creds.secret_access_key.data(), secret_len);
+  HmacInto({k_secret, 4 + secret_len}, short_date, a);  // kDate
+  HmacInto({a, kKeySize}, p.region, b);                 // kRegion
+  HmacInto({b, kKeySize}, p.service, a);                // kService
+  HmacInto({a, kKeySize}, "aws4_request", b);           // kSigning
+  std::array<uint8_t, kKeySize> sig{};                  // the signature is public
+  HmacInto({b, kKeySize}, string_to_sign, sig.data());
   return ToHex(sig);
 }
 

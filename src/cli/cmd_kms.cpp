@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -13,9 +12,13 @@
 
 #include "attest/attest.h"
 #include "cli/commands.h"
+#include "common/harden.h"
 #include "common/io.h"
 #include "common/ossl.h"
+#include "httpd/httpd.h"
+#include "kms/authorize.h"
 #include "kms/client.h"
+#include "kms/lint.h"
 #include "kms/policy.h"
 #include "kms/server.h"
 
@@ -33,6 +36,8 @@ struct KmsOptions {
   std::string region = "us-east-1";
   std::string account = "111122223333";
   bool trust_dev_root = false;
+  std::string tls_cert, tls_key;
+  bool insecure_http = false;
   // client
   std::string endpoint;
   std::string client_region;
@@ -45,6 +50,14 @@ struct KmsOptions {
   std::vector<std::string> context;
   std::string sid = "AttestedDecrypt";
   bool as_json = false;
+  // policy check / lint
+  std::string document;
+  std::string role;
+  std::string identity_policy_file;
+  std::string lint_file;
+  // seal-master-key
+  std::string tcti;
+  std::vector<std::string> seal_pcrs;
 };
 
 KmsOptions& Opts() {
@@ -68,7 +81,8 @@ Result<std::string> EnsureCredentials(const std::string& path, const std::string
   json doc = {{"credentials",
                {{{"access_key_id", "MSK" + hex.substr(0, 17)},
                  {"secret_access_key", hex.substr(20)},
-                 {"principal_arn", "arn:aws:iam::" + account + ":user/owner"}}}}};
+                 {"principal_arn", "arn:aws:iam::" + account + ":user/owner"},
+                 {"role", "admin"}}}}};
   // Created 0600 from the first byte: the secret is never readable by others.
   const std::string tmp = path + ".new";
   const std::string text = doc.dump(2) + "\n";
@@ -82,14 +96,18 @@ Result<std::string> EnsureCredentials(const std::string& path, const std::string
   return path;
 }
 
-kms::KeyServer* g_server = nullptr;  // stopped by SIGINT/SIGTERM
-
-void OnSignal(int) {
-  if (g_server) g_server->Stop();
-}
-
 int Serve() {
+  // SIGINT/SIGTERM are taken by sigwait below; blocked before any thread starts.
+  httpd::StopSignals stop_signals;
+  // The key service holds every key's material: no core dumps, no ptrace.
+  if (auto h = HardenProcess(); !h.ok()) return ReportError(h.error());
   const KmsOptions& o = Opts();
+  auto addr = httpd::ParseListen(o.listen);
+  if (!addr.ok()) return ReportError(addr.error());
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    return ReportError(MakeError(ErrorCode::kInvalidArgument, "cli", "invalid-argument",
+                                 "--tls-cert and --tls-key go together"));
+  }
   const std::string state = StateDir(o.state);
   const std::string dir = state + "/kms";
   auto creds_path = EnsureCredentials(
@@ -106,24 +124,34 @@ int Serve() {
     if (!dev.ok()) return ReportError(dev.error());
     cfg.extra_roots.push_back((*dev)->root());
   }
-  kms::KeyService service(std::move(*store), cfg);
+  // Open fails when the audit log cannot be opened: no key service runs unaudited.
+  auto opened = kms::KeyService::Open(std::move(*store), cfg);
+  if (!opened.ok()) return ReportError(opened.error());
+  kms::KeyService& service = **opened;
   kms::ServerConfig sc;
-  const size_t colon = o.listen.rfind(':');
-  sc.host = o.listen.substr(0, colon);
-  sc.port = std::atoi(o.listen.substr(colon + 1).c_str());
+  sc.host = addr->first;
+  sc.port = addr->second;
   sc.credentials = *creds;
+  if (!o.tls_cert.empty()) sc.tls = httpd::TlsFiles{o.tls_cert, o.tls_key};
+  sc.allow_insecure_http = o.insecure_http;
   auto server = kms::KeyServer::Start(service, sc);
   if (!server.ok()) return ReportError(server.error());
-  g_server = server->get();
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
-  std::printf("key service listening on http://%s:%d (region %s, account %s)\n", sc.host.c_str(),
-              (*server)->port(), o.region.c_str(), o.account.c_str());
+  const std::string host = sc.host.find(':') != std::string::npos ? "[" + sc.host + "]" : sc.host;
+  std::printf("key service listening on %s://%s:%d (region %s, account %s)\n",
+              sc.tls ? "https" : "http", host.c_str(), (*server)->port(), o.region.c_str(),
+              o.account.c_str());
+  if (!sc.tls && !httpd::IsLoopback(sc.host)) {
+    std::fprintf(stderr,
+                 "modelseal: WARNING: plain HTTP on a non-loopback address (--insecure-http): "
+                 "credentials' signatures and key material cross the network unencrypted\n");
+  }
   std::printf("credentials: %s\naudit log:   %s\ntrusts:      AWS Nitro root%s\n",
               creds_path->c_str(), cfg.audit_log_path.c_str(),
               o.trust_dev_root ? " and the DEVELOPMENT root" : " only");
   std::fflush(stdout);
-  (*server)->Wait();
+  const int sig = stop_signals.Wait();
+  std::fprintf(stderr, "modelseal: stopping the key service (signal %d)\n", sig);
+  (*server)->Stop();
   return 0;
 }
 
@@ -172,30 +200,14 @@ int AllowAttested() {
   const KmsOptions& o = Opts();
   auto pcrs = ParsePcrs(o.pcrs);
   if (!pcrs.ok()) return ReportError(pcrs.error());
-  if (pcrs->empty())
-    return ReportError(
-        MakeError(ErrorCode::kInvalidArgument, "cli", "bad-pcr", "give at least one --pcr"));
   auto client = Client();
   if (!client.ok()) return ReportError(client.error());
   auto policy = FetchPolicy(**client, o.key);
   if (!policy.ok()) return ReportError(policy.error());
-  kms::Statement st;
-  st.sid = o.sid;
-  st.allow = true;
-  st.principals = {o.principal};
-  st.actions = o.actions.empty() ? std::vector<std::string>{"kms:Decrypt"} : o.actions;
-  st.resources = {"*"};
-  for (const auto& [i, hex] : *pcrs) {
-    st.conditions.push_back({"StringEqualsIgnoreCase",
-                             "StringEqualsIgnoreCase",
-                             false,
-                             kms::Condition::Set::kNone,
-                             "kms:RecipientAttestation:NitroTPMPCR" + std::to_string(i),
-                             {hex}});
-  }
-  // Replace a statement with the same Sid, keep everything else.
-  std::erase_if(policy->statements, [&](const kms::Statement& s) { return s.sid == st.sid; });
-  policy->statements.push_back(st);
+  auto updated =
+      kms::WithAttestedStatement(std::move(*policy), o.principal, o.actions, *pcrs, o.sid);
+  if (!updated.ok()) return ReportError(updated.error());
+  policy = std::move(*updated);
   auto put = (*client)->Call("PutKeyPolicy",
                              {{"KeyId", o.key}, {"Policy", kms::PolicyToJson(*policy, false)}});
   if (!put.ok()) return ReportError(put.error());
@@ -203,38 +215,16 @@ int AllowAttested() {
   return 0;
 }
 
-int Check() {
-  const KmsOptions& o = Opts();
-  auto pcrs = ParsePcrs(o.pcrs);
-  if (!pcrs.ok()) return ReportError(pcrs.error());
-  auto client = Client();
-  if (!client.ok()) return ReportError(client.error());
-  auto policy = FetchPolicy(**client, o.key);
-  if (!policy.ok()) return ReportError(policy.error());
-  auto described = (*client)->Call("DescribeKey", {{"KeyId", o.key}});
-  const std::string arn = described.ok() ? (*described)["KeyMetadata"].value("Arn", o.key) : o.key;
-  kms::RequestContext r;
-  r.principal_arn = o.principal;
-  r.action = o.actions.empty() ? "kms:Decrypt" : o.actions.front();
-  r.resource = arn;
-  r.keys["aws:PrincipalArn"] = {o.principal};
-  for (const auto& [i, hex] : *pcrs)
-    r.keys["kms:RecipientAttestation:NitroTPMPCR" + std::to_string(i)] = {hex};
-  for (const auto& kv : o.context) {
-    const size_t eq = kv.find('=');
-    r.keys["kms:EncryptionContext:" + kv.substr(0, eq)] = {
-        eq == std::string::npos ? "" : kv.substr(eq + 1)};
-  }
-  const kms::Decision d = kms::Evaluate(*policy, r);
-  std::printf("%s %s on %s by %s\n", d.allowed() ? "ALLOW" : "DENY", r.action.c_str(), arn.c_str(),
-              o.principal.c_str());
-  std::printf("decision: %s\n\n", d.Describe().c_str());
+void PrintTrace(const char* title, const kms::Decision& d) {
+  std::printf("%s\n", title);
   for (const auto& t : d.trace) {
     std::printf("statement %zu%s%s (%s): %s\n", t.index + 1, t.sid.empty() ? "" : " ",
                 t.sid.c_str(), t.allow ? "Allow" : "Deny",
                 t.applies ? "APPLIES" : "does not apply");
     std::printf("  principal %s, action %s, resource %s\n",
-                t.principal_matched ? "matches" : "does not match",
+                t.principal_matched
+                    ? (t.principal_via_account ? "matches (as the caller's account)" : "matches")
+                    : "does not match",
                 t.action_matched ? "matches" : "does not match",
                 t.resource_matched ? "matches" : "does not match");
     for (const auto& c : t.conditions) {
@@ -250,7 +240,167 @@ int Check() {
                   have.c_str());
     }
   }
-  return d.allowed() ? 0 : 3;
+}
+
+// Decides locally as the key service would (authorize.h), for a key's current
+// policy and a request described on the command line.
+int Check() {
+  const KmsOptions& o = Opts();
+  auto pcrs = ParsePcrs(o.pcrs);
+  if (!pcrs.ok()) return ReportError(pcrs.error());
+  if (!o.document.empty() && !pcrs->empty()) {
+    return ReportError(MakeError(ErrorCode::kInvalidArgument, "cli", "bad-args",
+                                 "give --document or --pcr, not both"));
+  }
+  std::optional<std::string> identity_text;
+  if (!o.identity_policy_file.empty()) {
+    auto text = ReadText(o.identity_policy_file);
+    if (!text.ok()) return ReportError(text.error());
+    identity_text = *text;
+  }
+  auto client = Client();
+  if (!client.ok()) return ReportError(client.error());
+  auto policy = FetchPolicy(**client, o.key);
+  if (!policy.ok()) return ReportError(policy.error());
+  auto described = (*client)->Call("DescribeKey", {{"KeyId", o.key}});
+  if (!described.ok()) return ReportError(described.error());
+  const std::string arn = (*described)["KeyMetadata"].value("Arn", o.key);
+  const std::string account = (*described)["KeyMetadata"].value("AWSAccountId", "");
+  auto identity = kms::ResolveIdentity(o.role.empty() ? std::nullopt : std::optional(o.role),
+                                       identity_text, o.principal, account);
+  if (!identity.ok()) return ReportError(identity.error());
+
+  const std::string action = o.actions.empty() ? "kms:Decrypt" : o.actions.front();
+  kms::EncryptionContext ctx;
+  for (const auto& kv : o.context) {
+    const size_t eq = kv.find('=');
+    ctx[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
+  }
+  std::optional<kms::VerifiedAttestation> attestation;
+  if (!o.document.empty()) {
+    auto text = ReadText(o.document);
+    if (!text.ok()) return ReportError(text.error());
+    std::vector<attest::TrustedRoot> roots;
+    if (auto aws = attest::AwsRoot(); aws.ok()) roots.push_back(*aws);
+    if (o.trust_dev_root) {
+      auto dev = attest::DevAuthority::Open(StateDir(o.state));
+      if (!dev.ok()) return ReportError(dev.error());
+      roots.push_back((*dev)->root());
+    }
+    const Bytes doc(text->begin(), text->end());
+    auto checked = kms::VerifyRecipient(doc, roots, nullptr, nullptr);
+    if (!checked.ok()) {
+      // The service refuses such a request before any policy is evaluated.
+      std::printf("DENY %s on %s by %s\ndecision: %s\n", action.c_str(), arn.c_str(),
+                  o.principal.c_str(), checked.error().message.c_str());
+      return 3;
+    }
+    attestation = std::move(checked->attestation);
+  } else if (!pcrs->empty()) {
+    // PCR values given by hand stand for a verified NitroTPM document from the AWS root.
+    kms::VerifiedAttestation a;
+    a.document.kind = attest::DocumentKind::kNitroTpm;
+    for (const auto& [i, hex] : *pcrs) a.document.pcrs[i] = *FromHex(hex);
+    attestation = std::move(a);
+  }
+  kms::EvaluationRequest q;
+  q.principal_arn = o.principal;
+  q.operation = action.rfind("kms:", 0) == 0 ? action.substr(4) : action;
+  q.resource = arn;
+  q.key_resource = true;
+  q.encryption_context = &ctx;
+  q.attestation = attestation ? &*attestation : nullptr;
+  const kms::RequestContext request = kms::BuildRequestContext(q);
+  const kms::Authorization a = kms::Authorize(&*policy, *identity, request);
+  std::printf("%s %s on %s by %s\n", a.allowed ? "ALLOW" : "DENY", request.action.c_str(),
+              arn.c_str(), o.principal.c_str());
+  std::printf("decision: %s\n", a.reason.c_str());
+  std::printf("statement: %s\n", a.deciding.empty() ? "(none)" : a.deciding.c_str());
+  if (attestation) {
+    std::printf("attestation: %s%s\n",
+                o.document.empty() ? "PCR values from --pcr" : "document verified",
+                attestation->development ? " (DEVELOPMENT root)" : "");
+  }
+  std::printf("\n");
+  if (a.key) PrintTrace("key policy:", *a.key);
+  if (a.identity) {
+    std::printf("\n");
+    PrintTrace("identity policy:", *a.identity);
+  }
+  return a.allowed ? 0 : 3;
+}
+
+int Lint() {
+  const KmsOptions& o = Opts();
+  if (o.key.empty() == o.lint_file.empty()) {
+    return ReportError(
+        MakeError(ErrorCode::kInvalidArgument, "cli", "bad-args", "give --key KEY or --file FILE"));
+  }
+  Result<kms::Policy> policy = MakeError(ErrorCode::kInternal, "cli", "", "");
+  if (!o.lint_file.empty()) {
+    auto text = ReadText(o.lint_file);
+    if (!text.ok()) return ReportError(text.error());
+    policy = kms::ParsePolicy(*text);
+  } else {
+    auto client = Client();
+    if (!client.ok()) return ReportError(client.error());
+    policy = FetchPolicy(**client, o.key);
+  }
+  if (!policy.ok()) return ReportError(policy.error());
+  const auto warnings = kms::LintPolicy(*policy);
+  if (o.as_json) {
+    json out = json::array();
+    for (const auto& w : warnings) {
+      json j = {{"code", w.code}, {"message", w.message}};
+      j["statement"] = w.statement ? json(*w.statement + 1) : json(nullptr);
+      j["sid"] = w.sid;
+      out.push_back(j);
+    }
+    std::printf("%s\n", out.dump(2).c_str());
+  } else {
+    for (const auto& w : warnings) {
+      const std::string where = w.statement ? "statement " + std::to_string(*w.statement + 1) +
+                                                  (w.sid.empty() ? "" : " (" + w.sid + ")")
+                                            : std::string("policy");
+      std::printf("%s: %s: %s\n", where.c_str(), w.code.c_str(), w.message.c_str());
+    }
+    if (warnings.empty()) std::printf("no warnings\n");
+  }
+  return warnings.empty() ? 0 : 3;
+}
+
+int SealMasterKey() {
+  const KmsOptions& o = Opts();
+  const std::string dir = StateDir(o.state) + "/kms/keys";
+  kms::SealOptions opts;
+  opts.tcti = o.tcti;
+  for (const auto& p : o.seal_pcrs) {
+    char* end = nullptr;
+    const unsigned long v = std::strtoul(p.c_str(), &end, 10);
+    if (p.empty() || *end != '\0' || v > 23) {
+      return ReportError(MakeError(ErrorCode::kInvalidArgument, "cli", "bad-pcr",
+                                   "--pcr takes a PCR index 0..23, got \"" + p + "\""));
+    }
+    opts.sha256_pcrs.push_back(static_cast<uint32_t>(v));
+  }
+  if (Status s = kms::KeyStore::SealMasterKeyFile(dir, opts); !s.ok())
+    return ReportError(s.error());
+  std::printf("%s/master.key is now sealed to the TPM (%s)%s; master.key was removed\n",
+              dir.c_str(), opts.tcti.empty() ? "default TPM" : opts.tcti.c_str(),
+              opts.sha256_pcrs.empty() ? "" : " under a policy on SHA-256 PCRs");
+  return 0;
+}
+
+int UpgradeStore() {
+  const KmsOptions& o = Opts();
+  const std::string dir = StateDir(o.state) + "/kms/keys";
+  kms::KeyStore::OpenOptions opts;
+  opts.accept_unauthenticated = true;
+  auto store = kms::KeyStore::Open(dir, o.region, o.account, opts);
+  if (!store.ok()) return ReportError(store.error());
+  std::printf("%s/keys.json is authenticated under the master key (%zu keys)\n", dir.c_str(),
+              (*store)->List().size());
+  return 0;
 }
 
 void AddClientOptions(CLI::App* sub) {
@@ -311,6 +461,10 @@ void RegisterKmsCommands(CLI::App& app) {
   serve->add_option("--account", o.account, "Account id in key ARNs");
   serve->add_flag("--trust-dev-root", o.trust_dev_root,
                   "Also accept documents from this machine's DEVELOPMENT attestation authority");
+  serve->add_option("--tls-cert", o.tls_cert, "Serve HTTPS with this PEM certificate (chain)");
+  serve->add_option("--tls-key", o.tls_key, "PEM private key of --tls-cert");
+  serve->add_flag("--insecure-http", o.insecure_http,
+                  "Allow plain HTTP on a non-loopback --listen address (refused otherwise)");
   SetAction(serve, [] { return Serve(); });
 
   auto* create = kms->add_subcommand("create-key", "Create a symmetric key");
@@ -361,15 +515,52 @@ void RegisterKmsCommands(CLI::App& app) {
   allow->add_option("--action", o.actions, "Action (default kms:Decrypt), repeatable");
   allow->add_option("--sid", o.sid, "Statement id (replaces a statement with the same id)");
   SetAction(allow, [] { return AllowAttested(); });
-  auto* check =
-      policy->add_subcommand("check", "Evaluate a key's policy locally for a machine state");
+  auto* check = policy->add_subcommand(
+      "check", "Decide locally, as the key service does, whether a request would be allowed");
   AddClientOptions(check);
   check->add_option("KEY", o.key, "Key")->required();
   check->add_option("--principal", o.principal, "Principal ARN")->required();
   check->add_option("--pcr", o.pcrs, "N=HEX (SHA-384 PCR value), repeatable");
+  check->add_option("--document", o.document, "Attestation document (CBOR) of the Recipient")
+      ->check(CLI::ExistingFile);
+  check->add_flag("--trust-dev-root", o.trust_dev_root,
+                  "Accept a document from the DEVELOPMENT authority of --state (as a service "
+                  "started with --trust-dev-root)");
+  check->add_option("--state", o.state, "State directory holding the development authority");
   check->add_option("--action", o.actions, "Action (default kms:Decrypt)");
   check->add_option("--context", o.context, "Encryption context k=v, repeatable");
+  check->add_option("--role", o.role, "The caller's role in the service (admin, consumer, none)");
+  check
+      ->add_option("--identity-policy", o.identity_policy_file,
+                   "The caller's identity policy (JSON file), instead of --role")
+      ->check(CLI::ExistingFile);
   SetAction(check, [] { return Check(); });
+  auto* lint = policy->add_subcommand(
+      "lint", "Warn about statements that release the key too widely (exit 3 with warnings)");
+  AddClientOptions(lint);
+  lint->add_option("--key", o.key, "Key whose policy to lint");
+  lint->add_option("--file", o.lint_file, "Policy JSON file to lint")->check(CLI::ExistingFile);
+  lint->add_flag("--json", o.as_json, "Print the warnings as JSON");
+  SetAction(lint, [] { return Lint(); });
+
+  auto* upgrade = kms->add_subcommand(
+      "upgrade-store",
+      "Authenticate a key store written by an older modelseal (check its policies first)");
+  upgrade->add_option("--state", o.state, "State directory");
+  upgrade->add_option("--service-region", o.region, "Region in key ARNs");
+  upgrade->add_option("--account", o.account, "Account id in key ARNs");
+  SetAction(upgrade, [] { return UpgradeStore(); });
+
+  auto* seal = kms->add_subcommand(
+      "seal-master-key",
+      "Seal the key store's master key to this machine's TPM (stop the key service first)");
+  seal->add_option("--state", o.state, "State directory");
+  seal->add_option("--tcti", o.tcti,
+                   "TPM to seal to (default $MODELSEAL_TPM_TCTI or device:/dev/tpmrm0); the key "
+                   "service then needs the same TPM");
+  seal->add_option("--pcr", o.seal_pcrs,
+                   "Also bind to the current value of this SHA-256 PCR (repeatable)");
+  SetAction(seal, [] { return SealMasterKey(); });
 }
 
 }  // namespace modelseal::cli

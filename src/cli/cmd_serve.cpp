@@ -1,13 +1,12 @@
 // `modelseal serve`: the HTTP API (Ollama- and OpenAI-compatible chat) over the
 // models given with --model. Models from plain files are shown as unmeasured.
-#include <pthread.h>
-#include <signal.h>
-
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "common/harden.h"
 #include "engine/engine.h"
 #include "engine/gpu.h"
+#include "httpd/httpd.h"
 #include "server/server.h"
 
 namespace modelseal::cli {
@@ -21,18 +20,22 @@ struct ServeOptions {
   int threads = 0;
   int gpu_layers = -1;
   size_t max_body = 8u << 20;
+  std::string tls_cert, tls_key;
+  bool insecure_http = false;
 };
 
 int Serve(const ServeOptions& o) {
-  // SIGINT/SIGTERM are taken by sigwait below; block them before any thread starts.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // SIGINT/SIGTERM are taken by sigwait below; blocked before any thread starts.
+  httpd::StopSignals stop_signals;
+  // Weights (and, for sealed models, keys) live in this process: no core dumps.
+  if (auto h = HardenProcess(); !h.ok()) return ReportError(h.error());
 
-  auto addr = server::ParseListen(o.listen);
+  auto addr = httpd::ParseListen(o.listen);
   if (!addr.ok()) return ReportError(addr.error());
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    return ReportError(MakeError(ErrorCode::kInvalidArgument, "cli", "invalid-argument",
+                                 "--tls-cert and --tls-key go together"));
+  }
   engine::Engine eng;
   const engine::GpuStatus& gpu = engine::Gpu();
   if (gpu.available) {
@@ -64,12 +67,19 @@ int Serve(const ServeOptions& o) {
   so.host = addr->first;
   so.port = addr->second;
   so.max_body_bytes = o.max_body;
+  if (!o.tls_cert.empty()) so.tls = httpd::TlsFiles{o.tls_cert, o.tls_key};
+  so.allow_insecure_http = o.insecure_http;
   server::Server srv(eng, so);
   if (auto st = srv.Start(); !st.ok()) return ReportError(st.error());
-  std::printf("listening on http://%s:%d\n", so.host.c_str(), srv.port());
+  const std::string host = so.host.find(':') != std::string::npos ? "[" + so.host + "]" : so.host;
+  std::printf("listening on %s://%s:%d\n", so.tls ? "https" : "http", host.c_str(), srv.port());
+  if (!so.tls && !httpd::IsLoopback(so.host)) {
+    std::fprintf(stderr,
+                 "modelseal: WARNING: plain HTTP on a non-loopback address (--insecure-http): "
+                 "prompts and answers cross the network unencrypted\n");
+  }
   std::fflush(stdout);
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  const int sig = stop_signals.Wait();
   std::fprintf(stderr, "modelseal: stopping (signal %d)\n", sig);
   srv.Stop();
   return 0;
@@ -92,6 +102,10 @@ void RegisterServeCommands(CLI::App& app) {
       ->capture_default_str();
   serve->add_option("--max-body", o.max_body, "Largest accepted request body in bytes")
       ->capture_default_str();
+  serve->add_option("--tls-cert", o.tls_cert, "Serve HTTPS with this PEM certificate (chain)");
+  serve->add_option("--tls-key", o.tls_key, "PEM private key of --tls-cert");
+  serve->add_flag("--insecure-http", o.insecure_http,
+                  "Allow plain HTTP on a non-loopback --listen address (refused otherwise)");
   SetAction(serve, [] { return Serve(o); });
 }
 

@@ -66,8 +66,11 @@ Status EnsureCredentials(const std::string& kms_dir) {
     MS_ASSIGN_OR_RETURN(std::string secret, RandomHex(20));
     std::transform(id.begin(), id.end(), id.begin(), ::toupper);
     const std::string akid = "AKMS" + id;
-    creds.push_back(
-        {{"access_key_id", akid}, {"secret_access_key", secret}, {"principal_arn", arn}});
+    // The consumer may not create keys or aliases (docs/kms.md "Authorization").
+    creds.push_back({{"access_key_id", akid},
+                     {"secret_access_key", secret},
+                     {"principal_arn", arn},
+                     {"role", std::string(profile) == "owner" ? "admin" : "consumer"}});
     ini += "\n[" + std::string(profile) + "]\naws_access_key_id = " + akid +
            "\naws_secret_access_key = " + secret + "\n";
   }
@@ -218,7 +221,7 @@ Status EmbeddedStack::StartKeyService(const EmbeddedOptions& o) {
     MS_ASSIGN_OR_RETURN(kms_pid_, SpawnChild({self, "kms", "serve", "--state", state_, "--listen",
                                               host + ":" + std::to_string(port), "--trust-dev-root",
                                               "--credentials", state_ + "/kms/credentials.json",
-                                              "--region", kRegion, "--account", kAccount},
+                                              "--service-region", kRegion, "--account", kAccount},
                                              log));
     // Wait until it accepts connections, or exits (a port taken meanwhile).
     for (int i = 0; i < 3000; ++i) {

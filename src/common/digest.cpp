@@ -20,6 +20,7 @@ Result<ModelDigests> DigestFd(int fd, uint64_t size, const std::string& module) 
   if (size == 0) return DigestBytes({});
   void* map = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
   if (map == MAP_FAILED) return ErrnoError(module, "map the model to digest it", errno);
+  madvise(map, size, MADV_DONTDUMP);  // plaintext weights stay out of core dumps
   ModelDigests d = DigestBytes({static_cast<const uint8_t*>(map), size});
   munmap(map, size);
   return d;

@@ -1,7 +1,6 @@
 #include "common/io.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -52,6 +51,7 @@ Result<std::unique_ptr<FileSource>> FileSource::Open(const std::string& path) {
   if (fd < 0) return ErrnoError("io", "open " + path, errno);
   std::unique_ptr<FileSource> src(new FileSource());
   src->fd_ = fd;
+  src->path_ = path;
   struct stat st {};
   if (fstat(fd, &st) != 0) return ErrnoError("io", "stat " + path, errno);
   if (!S_ISREG(st.st_mode)) {
@@ -59,23 +59,37 @@ Result<std::unique_ptr<FileSource>> FileSource::Open(const std::string& path) {
                      path + " is not a regular file");
   }
   src->size_ = static_cast<uint64_t>(st.st_size);
-  if (src->size_ > 0) {
-    void* p = mmap(nullptr, src->size_, PROT_READ, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED) return ErrnoError("io", "mmap " + path, errno);
-    src->map_ = static_cast<const uint8_t*>(p);
-  }
   return src;
 }
 
 FileSource::~FileSource() {
-  if (map_ != nullptr) munmap(const_cast<uint8_t*>(map_), size_);
   if (fd_ >= 0) ::close(fd_);
 }
 
-Result<std::span<const uint8_t>> FileSource::ReadAt(uint64_t offset, size_t len, uint8_t*) const {
+Result<std::span<const uint8_t>> FileSource::ReadAt(uint64_t offset, size_t len,
+                                                    uint8_t* scratch) const {
   if (offset > size_ || len > size_ - offset) return PastEnd(offset, len, size_);
   if (len == 0) return std::span<const uint8_t>();
-  return std::span<const uint8_t>(map_ + offset, len);
+  if (scratch == nullptr) {
+    return MakeError(ErrorCode::kInternal, "io", "no-scratch",
+                     "FileSource::ReadAt needs a scratch buffer");
+  }
+  size_t done = 0;
+  while (done < len) {
+    const ssize_t n = pread(fd_, scratch + done, len - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("io", "read " + path_, errno);
+    }
+    if (n == 0) {
+      return MakeError(ErrorCode::kIntegrity, "io", "changed-during-read",
+                       path_ + " changed while it was read: it ends at byte " +
+                           std::to_string(offset + done) + ", it had " + std::to_string(size_) +
+                           " bytes when it was opened");
+    }
+    done += static_cast<size_t>(n);
+  }
+  return std::span<const uint8_t>(scratch, len);
 }
 
 Result<std::unique_ptr<AtomicFileSink>> AtomicFileSink::Create(const std::string& path,

@@ -23,9 +23,16 @@ class ByteSource {
   virtual uint64_t size() const = 0;
   // Returns `len` bytes at `offset`. The bytes are either a view of the source's
   // own memory (valid as long as the source) or were copied into `scratch`, which
-  // must hold at least `len` bytes. Reading past the end is an error.
+  // must hold at least `len` bytes. Reading past the end is an error (reason
+  // "read-past-end"). A view may change under the caller if the source's memory
+  // does: code that authenticates bytes must copy them first (sealed/ does).
   virtual Result<std::span<const uint8_t>> ReadAt(uint64_t offset, size_t len,
                                                   uint8_t* scratch) const = 0;
+  // True when the bytes this source hands out, views included, cannot change
+  // while it lives (memory of this process that nothing else writes). Code that
+  // authenticates bytes may then use a view as it is; otherwise it works on a
+  // private copy.
+  virtual bool stable() const { return false; }
 };
 
 class ByteSink {
@@ -34,13 +41,16 @@ class ByteSink {
   virtual Status WriteAt(uint64_t offset, std::span<const uint8_t> data) = 0;
 };
 
-// A source over memory the caller owns and keeps alive.
+// A source over memory the caller owns and keeps alive, and does not change
+// while the source is read (stable() is true). Never wrap a shared mapping of a
+// file in one: read files with FileSource.
 class MemorySource final : public ByteSource {
  public:
   explicit MemorySource(std::span<const uint8_t> data) : data_(data) {}
   uint64_t size() const override { return data_.size(); }
   Result<std::span<const uint8_t>> ReadAt(uint64_t offset, size_t len,
                                           uint8_t* scratch) const override;
+  bool stable() const override { return true; }
 
  private:
   std::span<const uint8_t> data_;
@@ -68,7 +78,12 @@ class SpanSink final : public ByteSink {
   std::span<uint8_t> buf_;
 };
 
-// A read-only file, memory-mapped so reads are zero-copy.
+// A read-only file read with pread into the caller's scratch: every read is a
+// private copy taken at one moment, never a view of a mapping that another
+// process could change (or truncate, which would fault the reader with SIGBUS)
+// while it is being used. size() is the size when the file was opened; a read
+// that finds the file shorter than that fails with reason "changed-during-read"
+// (kIntegrity). `scratch` must not be null.
 class FileSource final : public ByteSource {
  public:
   static Result<std::unique_ptr<FileSource>> Open(const std::string& path);
@@ -80,8 +95,8 @@ class FileSource final : public ByteSource {
  private:
   FileSource() = default;
   int fd_ = -1;
-  const uint8_t* map_ = nullptr;
   uint64_t size_ = 0;
+  std::string path_;
 };
 
 // Writes a file atomically: data goes to a temporary file beside the target

@@ -4,13 +4,37 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <new>
 #include <utility>
 
 namespace modelseal {
 
-SecretBuffer::SecretBuffer(size_t size) {
+namespace {
+
+// One warning per process: a second failure adds nothing the first did not say.
+void WarnMlockFailedOnce(int err) {
+  static std::atomic<bool> warned{false};
+  if (warned.exchange(true)) return;
+  std::fprintf(stderr,
+               "modelseal: warning: cannot lock key memory in RAM (mlock: %s); keys may be "
+               "written to swap. Raise RLIMIT_MEMLOCK (ulimit -l; LimitMEMLOCK= for a systemd "
+               "service) to at least 1 MiB, or run without swap (docs/security.md).\n",
+               std::strerror(err));
+}
+
+}  // namespace
+
+SecretBuffer::SecretBuffer(size_t size) : SecretBuffer(size, true) {}
+
+SecretBuffer SecretBuffer::Unlocked(size_t size) {
+  return SecretBuffer(size, false);
+}
+
+SecretBuffer::SecretBuffer(size_t size, bool lock) {
   if (size == 0) return;
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   mapped_ = (size + page - 1) / page * page;
@@ -18,7 +42,10 @@ SecretBuffer::SecretBuffer(size_t size) {
   if (p == MAP_FAILED) throw std::bad_alloc();
   madvise(p, mapped_, MADV_DONTDUMP);
   madvise(p, mapped_, MADV_WIPEONFORK);  // a forked child sees zeros, not the key
-  locked_ = mlock(p, mapped_) == 0;
+  if (lock) {
+    locked_ = mlock(p, mapped_) == 0;
+    if (!locked_) WarnMlockFailedOnce(errno);
+  }
   data_ = static_cast<uint8_t*>(p);
   size_ = size;
 }

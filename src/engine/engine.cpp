@@ -106,6 +106,7 @@ Status HashFd(int fd, uint64_t size, std::string* sha256, std::string* sha384) {
   if (size > 0) {
     map = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED) return ErrnoError(kModule, "mapping the model to hash it", errno);
+    madvise(map, size, MADV_DONTDUMP);  // plaintext weights stay out of core dumps
   }
   Status st = Ok{};
   for (auto [md, out] : {std::pair{EVP_sha256(), sha256}, std::pair{EVP_sha384(), sha384}}) {
@@ -206,7 +207,13 @@ Result<ModelInfo> Engine::State::Load(const std::string& path, int fd, uint64_t 
                          "): not a GGUF model it supports (set MODELSEAL_LLAMA_LOG=1 for details)");
   }
   m->vocab = llama_model_get_vocab(m->model);
+  // The Model owns the memfd from here; destroying the Model (unload, or a failed
+  // load below) frees llama.cpp's mapping first, then the Memfd wipes the pages.
   m->memfd = std::move(memfd);
+  if (m->memfd) {
+    // llama.cpp mapped /proc/self/fd/N itself: keep its mapping out of core dumps.
+    MS_RETURN_IF_ERROR(m->memfd->ExcludeMappingsFromCoreDumps());
+  }
 
   info.architecture = MetaString(m->model, "general.architecture");
   char desc[256];
@@ -296,7 +303,9 @@ Status Engine::Unload(const std::string& name) {
     m = std::move(it->second);
     s_->models.erase(it);
   }
-  // Freed here, or when the last request that holds it finishes.
+  // Freed here, or when the last request that holds it finishes: llama.cpp's
+  // model (and its mapping of the memfd) first, then the Memfd, which overwrites
+  // the plaintext with zeros before the pages go back to the kernel.
   m.reset();
   return Ok{};
 }
@@ -326,6 +335,13 @@ Result<std::string> Engine::ApplyTemplate(const std::string& name,
                                           const std::vector<ChatMessage>& messages) const {
   MS_ASSIGN_OR_RETURN(auto m, s_->Find(name));
   return FormatChat(*m, messages);
+}
+
+Result<int> Engine::CountTokens(const std::string& name, const std::string& prompt) const {
+  MS_ASSIGN_OR_RETURN(auto m, s_->Find(name));
+  const int n = -llama_tokenize(m->vocab, prompt.data(), static_cast<int32_t>(prompt.size()),
+                                nullptr, 0, true, true);
+  return std::max(n, 0);
 }
 
 namespace {

@@ -74,13 +74,13 @@ struct LoadOptions {
 struct ModelInfo {
   std::string name;
   std::string source;
-  std::string architecture;  // general.architecture
-  std::string description;   // llama.cpp's model description ("llama ?B F16")
-  std::string chat_template;     // the Jinja template in use
+  std::string architecture;       // general.architecture
+  std::string description;        // llama.cpp's model description ("llama ?B F16")
+  std::string chat_template;      // the Jinja template in use
   bool default_template = false;  // the model has none: ChatML is used
   bool supports_tools = false;    // the template renders tools
-  std::string file_type;    // quantization, e.g. "F16", "Q8_0"
-  uint64_t size_bytes = 0;  // the GGUF file's size
+  std::string file_type;          // quantization, e.g. "F16", "Q8_0"
+  uint64_t size_bytes = 0;        // the GGUF file's size
   uint64_t n_params = 0;
   std::string sha256_hex, sha384_hex;
   std::string pcr15_after_hex;  // empty until the pipeline measured it
@@ -155,10 +155,10 @@ struct SamplingOptions {
   std::optional<uint32_t> seed;  // none: random
   int max_tokens = -1;           // < 0: until end of sequence or the context is full
   std::vector<std::string> stop;
-  int repeat_last_n = 64;        // tokens the repeat penalties look back on
-  float presence_penalty = 0;    // OpenAI's; 0: off
-  float frequency_penalty = 0;   // OpenAI's; 0: off
-  float typical_p = 1;           // 1: off
+  int repeat_last_n = 64;       // tokens the repeat penalties look back on
+  float presence_penalty = 0;   // OpenAI's; 0: off
+  float frequency_penalty = 0;  // OpenAI's; 0: off
+  float typical_p = 1;          // 1: off
   // This request's context (prompt and answer), at most the model's context_length;
   // 0: that. The answer ends ("length") when it is full.
   uint32_t num_ctx = 0;
@@ -236,6 +236,11 @@ class Engine {
   // answer. Lets a caller refuse a request before it answers anything.
   Result<RenderedChat> RenderChat(const std::string& name, const ChatRequest& request,
                                   uint32_t num_ctx = 0) const;
+
+  // The number of tokens `prompt` makes as Complete (and Chat, after the template)
+  // tokenise it: special tokens parsed, BOS when the model wants one. Lets a caller
+  // refuse a prompt that does not fit ModelInfo::context_length before it answers.
+  Result<int> CountTokens(const std::string& name, const std::string& prompt) const;
 
   // A chat turn: the answer streams to `on_delta`; the whole of it is returned.
   Result<ChatResult> Chat(const std::string& name, const ChatRequest& request,

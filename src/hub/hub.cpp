@@ -63,9 +63,10 @@ Result<std::string> FileSha256(const std::string& path) {
     return OpenSslError("hub", "sha256 init");
   }
   constexpr size_t kChunk = 8u << 20;
+  Bytes scratch(static_cast<size_t>(std::min<uint64_t>(kChunk, src->size())));
   for (uint64_t off = 0; off < src->size();) {
     const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, src->size() - off));
-    MS_ASSIGN_OR_RETURN(auto view, src->ReadAt(off, n, nullptr));
+    MS_ASSIGN_OR_RETURN(auto view, src->ReadAt(off, n, scratch.data()));
     EVP_DigestUpdate(ctx.get(), view.data(), view.size());
     off += n;
   }
@@ -183,10 +184,19 @@ HubClient::HubClient(HubOptions o) : retry_(o.retry) {
   endpoint_ = !o.endpoint.empty() ? o.endpoint : Env("HF_ENDPOINT");
   if (endpoint_.empty()) endpoint_ = "https://huggingface.co";
   while (endpoint_.size() > 1 && endpoint_.back() == '/') endpoint_.pop_back();
-  const std::string token = o.token ? *o.token : Env("HF_TOKEN");
-  if (!token.empty()) {
-    token_ = SecretBuffer(reinterpret_cast<const uint8_t*>(token.data()), token.size());
+  std::span<const uint8_t> token;
+  if (o.token) {
+    token = o.token->span();
+  } else if (const char* env = std::getenv("HF_TOKEN"); env != nullptr) {
+    token = std::span(reinterpret_cast<const uint8_t*>(env), std::strlen(env));
   }
+  if (!token.empty()) {
+    static constexpr char kBearer[] = "Bearer ";
+    authorization_ = SecretBuffer(sizeof(kBearer) - 1 + token.size());
+    std::memcpy(authorization_.data(), kBearer, sizeof(kBearer) - 1);
+    std::memcpy(authorization_.data() + sizeof(kBearer) - 1, token.data(), token.size());
+  }
+  if (o.token) o.token->Clear();
   cache_dir_ = o.cache_dir;
   if (cache_dir_.empty()) cache_dir_ = Env("MODELSEAL_HUB_CACHE");
   if (cache_dir_.empty() && !Env("XDG_CACHE_HOME").empty()) {
@@ -196,10 +206,9 @@ HubClient::HubClient(HubOptions o) : retry_(o.retry) {
 }
 
 void HubClient::AddAuth(net::HttpRequest& req) const {
-  if (token_.empty()) return;
-  req.headers.emplace_back(
-      "Authorization",
-      "Bearer " + std::string(reinterpret_cast<const char*>(token_.data()), token_.size()));
+  if (authorization_.empty()) return;
+  req.secret_header_name = "Authorization";
+  req.secret_header_value = &authorization_;
 }
 
 std::string HubClient::CachePath(const std::string& repo, const std::string& revision,

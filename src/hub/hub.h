@@ -19,7 +19,8 @@
 // Thread-safety: a HubClient may be shared. Two downloads of the same file into
 // one cache (threads or processes) are serialised by a lock on the partial file:
 // the second fails at once with reason "busy" and may be retried. The token is
-// held in a SecretBuffer and never logged.
+// held in a SecretBuffer, never in a std::string: the Authorization header goes
+// to the transport as HttpRequest's secret header. It is never logged.
 // Errors (module "hub"): not-found (repo, revision or file; kNotFound),
 // unauthorized (no or bad token; kPermissionDenied), gated (the repo needs
 // accepted terms; kPermissionDenied), unreachable (kUnavailable),
@@ -41,9 +42,10 @@
 namespace modelseal::hub {
 
 struct HubOptions {
-  std::string endpoint;              // "" -> $HF_ENDPOINT or https://huggingface.co
-  std::optional<std::string> token;  // nullopt -> $HF_TOKEN (if set)
-  std::string cache_dir;             // "" -> see above
+  std::string endpoint;  // "" -> $HF_ENDPOINT or https://huggingface.co
+  // nullopt -> $HF_TOKEN (if set), read straight into a SecretBuffer.
+  std::optional<SecretBuffer> token;
+  std::string cache_dir;  // "" -> see above
   net::RetryPolicy retry;
   std::shared_ptr<net::HttpTransport> transport;  // nullptr -> default
 };
@@ -79,7 +81,7 @@ class HubClient {
  private:
   std::string endpoint_;
   std::string cache_dir_;
-  SecretBuffer token_;
+  SecretBuffer authorization_;  // "Bearer <token>", empty without a token
   net::RetryPolicy retry_;
   std::shared_ptr<net::HttpTransport> transport_;
 

@@ -1,11 +1,13 @@
 #include "kms/client.h"
 
+#include <openssl/crypto.h>
 #include <openssl/x509.h>
 
 #include "aws/errors.h"
 #include "aws/sigv4.h"
 #include "common/ossl.h"
 #include "kms/recipient.h"
+#include "kms/secret_codec.h"
 
 namespace modelseal::kms {
 
@@ -32,11 +34,21 @@ Result<std::unique_ptr<KmsClient>> KmsClient::Create(ClientConfig config) {
 }
 
 Result<json> KmsClient::Call(const std::string& operation, const json& request) const {
+  MS_ASSIGN_OR_RETURN(Bytes body, CallRaw(operation, request));
+  json result = json::parse(body.begin(), body.end(), nullptr, false);
+  if (result.is_discarded() || !result.is_object()) {
+    return MakeError(ErrorCode::kInternal, "kms", "bad-response",
+                     operation + ": response is not a JSON object");
+  }
+  return result;
+}
+
+Result<Bytes> KmsClient::CallRaw(const std::string& operation, const json& request) const {
   MS_ASSIGN_OR_RETURN(net::Url url, net::ParseUrl(endpoint_ + "/"));
   const std::string body = request.dump();
   const std::span<const uint8_t> body_bytes(reinterpret_cast<const uint8_t*>(body.data()),
                                             body.size());
-  json result;
+  Bytes result;
   Status s = net::WithRetries(retry_, [&](int) -> Status {
     MS_ASSIGN_OR_RETURN(aws::CredentialsPtr creds, credentials_->Get());
     aws::SignableRequest sr;
@@ -62,11 +74,7 @@ Result<json> KmsClient::Call(const std::string& operation, const json& request) 
       Error e = aws::AwsErrorFromResponse("kms", operation, resp);
       return e;
     }
-    result = json::parse(resp.body.begin(), resp.body.end(), nullptr, false);
-    if (result.is_discarded() || !result.is_object()) {
-      return MakeError(ErrorCode::kInternal, "kms", "bad-response",
-                       operation + ": response is not a JSON object");
-    }
+    result = std::move(resp.body);
     return Ok{};
   });
   if (!s.ok()) return s.take_error();
@@ -92,39 +100,108 @@ json ContextJson(const EncryptionContext& ctx) {
   return j;
 }
 
-SecretBuffer TakeSecret(Bytes& b) {
-  SecretBuffer s(b.data(), b.size());
-  OPENSSL_cleanse(b.data(), b.size());
-  return s;
+// Parses a response that may carry key material, moves `field` (base64) into a
+// SecretBuffer, and wipes every other copy: the raw body and the parsed string.
+struct SecretResponse {
+  json fields;  // the response without `field`
+  std::optional<SecretBuffer> secret;
+};
+Result<SecretResponse> ParseSecretResponse(Bytes& body, const char* field, const std::string& op) {
+  SecretResponse out;
+  out.fields = json::parse(body.begin(), body.end(), nullptr, false);
+  OPENSSL_cleanse(body.data(), body.size());
+  if (out.fields.is_discarded() || !out.fields.is_object()) {
+    return MakeError(ErrorCode::kInternal, "kms", "bad-response",
+                     op + ": response is not a JSON object");
+  }
+  if (out.fields.contains(field)) {
+    if (!out.fields[field].is_string()) {
+      return MakeError(ErrorCode::kInternal, "kms", "bad-response",
+                       op + ": " + field + " is not a string");
+    }
+    std::string& text = out.fields[field].get_ref<std::string&>();
+    out.secret = Base64DecodeSecret(text);
+    WipeString(text);
+    out.fields.erase(field);
+    if (!out.secret) {
+      return MakeError(ErrorCode::kInternal, "kms", "bad-response",
+                       op + ": " + field + " is not base64");
+    }
+  }
+  return out;
+}
+
+// The expected key must be named exactly: a key ARN or a key id.
+Status CheckExpectedKeyRef(const std::string& expected) {
+  const bool arn = expected.rfind("arn:", 0) == 0 && expected.find(":key/") != std::string::npos;
+  const bool id = expected.size() == 36 && expected.find('/') == std::string::npos &&
+                  expected.find(':') == std::string::npos;
+  if (!arn && !id) {
+    return MakeError(ErrorCode::kInvalidArgument, "kms", "bad-expected-key",
+                     "Decrypt: the expected key must be a key ARN or key id (not an alias), got '" +
+                         expected + "'");
+  }
+  return Ok{};
+}
+
+// Does the response's KeyId (always an ARN from KMS) name the expected key?
+Status CheckResponseKey(const json& r, const std::string& expected, const std::string& op) {
+  const std::string got =
+      r.contains("KeyId") && r["KeyId"].is_string() ? r["KeyId"].get<std::string>() : "";
+  const bool same = expected.rfind("arn:", 0) == 0
+                        ? got == expected
+                        : got.size() > expected.size() + 5 &&
+                              got.compare(got.size() - expected.size() - 5, std::string::npos,
+                                          ":key/" + expected) == 0;
+  if (!same) {
+    return MakeError(ErrorCode::kPermissionDenied, "kms", "unexpected-key",
+                     op + ": the service answered for key '" + got + "', not the expected '" +
+                         expected + "'; refusing the result");
+  }
+  return Ok{};
 }
 
 }  // namespace
 
 Result<DataKey> KmsClient::GenerateDataKey(const std::string& key_id,
                                            const EncryptionContext& context) const {
-  MS_ASSIGN_OR_RETURN(json r,
-                      Call("GenerateDataKey", {{"KeyId", key_id},
-                                               {"KeySpec", "AES_256"},
-                                               {"EncryptionContext", ContextJson(context)}}));
+  MS_ASSIGN_OR_RETURN(Bytes body,
+                      CallRaw("GenerateDataKey", {{"KeyId", key_id},
+                                                  {"KeySpec", "AES_256"},
+                                                  {"EncryptionContext", ContextJson(context)}}));
+  MS_ASSIGN_OR_RETURN(SecretResponse r, ParseSecretResponse(body, "Plaintext", "GenerateDataKey"));
+  if (!r.secret) {
+    return MakeError(ErrorCode::kInternal, "kms", "bad-response",
+                     "GenerateDataKey: response has no Plaintext");
+  }
   DataKey dk;
-  dk.key_arn = r.value("KeyId", key_id);
-  MS_ASSIGN_OR_RETURN(dk.ciphertext, DecodeField(r, "CiphertextBlob", "GenerateDataKey"));
-  MS_ASSIGN_OR_RETURN(Bytes plain, DecodeField(r, "Plaintext", "GenerateDataKey"));
-  dk.plaintext = TakeSecret(plain);
+  dk.key_arn = r.fields.value("KeyId", key_id);
+  MS_ASSIGN_OR_RETURN(dk.ciphertext, DecodeField(r.fields, "CiphertextBlob", "GenerateDataKey"));
+  dk.plaintext = std::move(*r.secret);
   return dk;
 }
 
 Result<SecretBuffer> KmsClient::Decrypt(std::span<const uint8_t> ciphertext,
-                                        const EncryptionContext& context) const {
-  MS_ASSIGN_OR_RETURN(json r, Call("Decrypt", {{"CiphertextBlob", Base64Encode(ciphertext)},
-                                               {"EncryptionContext", ContextJson(context)}}));
-  MS_ASSIGN_OR_RETURN(Bytes plain, DecodeField(r, "Plaintext", "Decrypt"));
-  return TakeSecret(plain);
+                                        const EncryptionContext& context,
+                                        const std::string& expected_key) const {
+  MS_RETURN_IF_ERROR(CheckExpectedKeyRef(expected_key));
+  MS_ASSIGN_OR_RETURN(Bytes body, CallRaw("Decrypt", {{"CiphertextBlob", Base64Encode(ciphertext)},
+                                                      {"EncryptionContext", ContextJson(context)},
+                                                      {"KeyId", expected_key}}));
+  MS_ASSIGN_OR_RETURN(SecretResponse r, ParseSecretResponse(body, "Plaintext", "Decrypt"));
+  MS_RETURN_IF_ERROR(CheckResponseKey(r.fields, expected_key, "Decrypt"));
+  if (!r.secret) {
+    return MakeError(ErrorCode::kInternal, "kms", "bad-response",
+                     "Decrypt: response has no Plaintext");
+  }
+  return std::move(*r.secret);
 }
 
 Result<SecretBuffer> KmsClient::DecryptForRecipient(std::span<const uint8_t> ciphertext,
                                                     const EncryptionContext& context,
+                                                    const std::string& expected_key,
                                                     const AttestFn& attest) const {
+  MS_RETURN_IF_ERROR(CheckExpectedKeyRef(expected_key));
   PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048}));
   if (!key) return OpenSslError("kms", "generate the ephemeral recipient key");
   unsigned char* der = nullptr;
@@ -133,17 +210,20 @@ Result<SecretBuffer> KmsClient::DecryptForRecipient(std::span<const uint8_t> cip
   const Bytes spki(der, der + len);
   OPENSSL_free(der);
   MS_ASSIGN_OR_RETURN(Bytes document, attest(spki));
-  MS_ASSIGN_OR_RETURN(json r,
-                      Call("Decrypt", {{"CiphertextBlob", Base64Encode(ciphertext)},
-                                       {"EncryptionContext", ContextJson(context)},
-                                       {"Recipient",
-                                        {{"KeyEncryptionAlgorithm", "RSAES_OAEP_SHA_256"},
-                                         {"AttestationDocument", Base64Encode(document)}}}}));
-  if (r.contains("Plaintext")) {
+  MS_ASSIGN_OR_RETURN(Bytes body,
+                      CallRaw("Decrypt", {{"CiphertextBlob", Base64Encode(ciphertext)},
+                                          {"EncryptionContext", ContextJson(context)},
+                                          {"KeyId", expected_key},
+                                          {"Recipient",
+                                           {{"KeyEncryptionAlgorithm", "RSAES_OAEP_SHA_256"},
+                                            {"AttestationDocument", Base64Encode(document)}}}}));
+  MS_ASSIGN_OR_RETURN(SecretResponse r, ParseSecretResponse(body, "Plaintext", "Decrypt"));
+  if (r.secret) {
     return MakeError(ErrorCode::kPermissionDenied, "kms", "plaintext-in-response",
                      "Decrypt: the service returned Plaintext to an attested request; refusing it");
   }
-  MS_ASSIGN_OR_RETURN(Bytes envelope, DecodeField(r, "CiphertextForRecipient", "Decrypt"));
+  MS_RETURN_IF_ERROR(CheckResponseKey(r.fields, expected_key, "Decrypt"));
+  MS_ASSIGN_OR_RETURN(Bytes envelope, DecodeField(r.fields, "CiphertextForRecipient", "Decrypt"));
   return OpenEnvelope(envelope, key.get());
 }
 

@@ -55,13 +55,20 @@ class KmsClient {
 
   Result<DataKey> GenerateDataKey(const std::string& key_id,
                                   const EncryptionContext& context) const;
+  // Decrypt under the key the caller expects: `expected_key` is a key ARN or key
+  // id (not an alias, which can be repointed). It is sent as KeyId, so the service
+  // refuses a ciphertext under any other key (IncorrectKeyException), and a
+  // response whose KeyId names another key is refused here (reason
+  // "unexpected-key"). The plaintext is decoded straight into locked memory.
   Result<SecretBuffer> Decrypt(std::span<const uint8_t> ciphertext,
-                               const EncryptionContext& context) const;
+                               const EncryptionContext& context,
+                               const std::string& expected_key) const;
   // Decrypt with Recipient: makes an RSA-2048 key in this process, gets a
   // document for its public key from `attest`, and opens CiphertextForRecipient.
-  // The plaintext never crosses the network in the clear.
+  // The plaintext never crosses the network in the clear. `expected_key` as above.
   Result<SecretBuffer> DecryptForRecipient(std::span<const uint8_t> ciphertext,
                                            const EncryptionContext& context,
+                                           const std::string& expected_key,
                                            const AttestFn& attest) const;
 
  private:
@@ -71,6 +78,9 @@ class KmsClient {
   std::shared_ptr<aws::CredentialsProvider> credentials_;
   std::shared_ptr<net::HttpTransport> transport_;
   net::RetryPolicy retry_;
+
+  // Call() that leaves the raw response body to the caller, who wipes it.
+  Result<Bytes> CallRaw(const std::string& operation, const nlohmann::json& request) const;
 };
 
 }  // namespace modelseal::kms

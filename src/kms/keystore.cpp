@@ -3,16 +3,20 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "common/io.h"
 #include "common/ossl.h"
+#include "kms/master_seal.h"
 
 namespace modelseal::kms {
 
@@ -90,6 +94,79 @@ Result<SecretBuffer> GcmOpen(const SecretBuffer& key, std::span<const uint8_t> s
   return out;
 }
 
+constexpr int kStoreVersion = 2;
+
+// The key that authenticates keys.json: HMAC-SHA256(master, label), so the store's
+// MAC key and the key-wrapping key are distinct.
+SecretBuffer StoreMacKey(const SecretBuffer& master) {
+  static constexpr char kLabel[] = "modelseal kms store authentication v2";
+  SecretBuffer out(32);
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), master.data(), static_cast<int>(master.size()),
+       reinterpret_cast<const unsigned char*>(kLabel), sizeof(kLabel) - 1, out.data(), &len);
+  return out;
+}
+
+std::string StoreMac(const SecretBuffer& mac_key, const std::string& text) {
+  uint8_t mac[32];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), mac_key.data(), static_cast<int>(mac_key.size()),
+       reinterpret_cast<const unsigned char*>(text.data()), text.size(), mac, &len);
+  return ToHex(std::span<const uint8_t>(mac, len));
+}
+
+// Writes `text` to `path` atomically (temporary file created 0600, fsync, rename,
+// fsync of the directory): the file is never readable by others, not even for a
+// moment.
+Status WritePrivateFile(const std::string& dir, const std::string& path, const std::string& text) {
+  std::string tmp = path + ".partial-XXXXXX";
+  const int fd = mkostemp(tmp.data(), O_CLOEXEC);  // mode 0600
+  if (fd < 0) return ErrnoError("kms", "create a temporary file for " + path, errno);
+  Status s = PwriteAll(fd, 0, std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()),
+                       "kms", "write " + tmp);
+  if (s.ok() && fsync(fd) != 0) s = ErrnoError("kms", "fsync " + tmp, errno);
+  ::close(fd);
+  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
+    s = ErrnoError("kms", "rename to " + path, errno);
+  }
+  if (!s.ok()) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    fsync(dfd);  // make the rename durable
+    ::close(dfd);
+  }
+  return Ok{};
+}
+
+Status UsableState(const KeyMetadata& m) {
+  if (m.state == "Enabled") return Ok{};
+  if (m.state == "Disabled") {
+    return KmsError(ErrorCode::kPermissionDenied, "disabled", m.arn + " is disabled.");
+  }
+  return KmsError(ErrorCode::kPermissionDenied, "invalid-state", m.arn + " is pending deletion.");
+}
+
+// Reads a file that must not be readable by group or others.
+Result<Bytes> ReadPrivateFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("kms", "open " + path, errno);
+  struct stat st {};
+  fstat(fd, &st);
+  if ((st.st_mode & 077) != 0) {
+    ::close(fd);
+    return KmsError(ErrorCode::kPermissionDenied, "insecure-master-key",
+                    path + " is readable by group or others; chmod 600 it");
+  }
+  Bytes out(static_cast<size_t>(st.st_size));
+  const ssize_t n = ::read(fd, out.data(), out.size());
+  ::close(fd);
+  if (n != static_cast<ssize_t>(out.size())) return ErrnoError("kms", "read " + path, errno);
+  return out;
+}
+
 json MetaToJson(const KeyMetadata& m) {
   return {{"key_id", m.key_id},
           {"arn", m.arn},
@@ -115,7 +192,8 @@ Bytes KeyStore::CanonicalContext(const EncryptionContext& context) {
 }
 
 Result<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& dir, const std::string& region,
-                                                 const std::string& account) {
+                                                 const std::string& account,
+                                                 const OpenOptions& options) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec)
@@ -125,7 +203,19 @@ Result<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& dir, const s
   ks->dir_ = dir;
   ks->region_ = region;
   ks->account_ = account;
+  ks->accept_unauthenticated_ = options.accept_unauthenticated;
   const std::string master_path = dir + "/master.key";
+  const std::string sealed_path = dir + "/master.sealed";
+  if (std::filesystem::exists(sealed_path, ec)) {
+    // The master key is sealed to the TPM (master_seal.h).
+    MS_ASSIGN_OR_RETURN(Bytes sealed, ReadPrivateFile(sealed_path));
+    MS_ASSIGN_OR_RETURN(ks->master_, UnsealMasterKey(sealed, options.tcti));
+    if (ks->master_.size() != 32) {
+      return KmsError(ErrorCode::kIntegrity, "bad-sealed-key",
+                      sealed_path + " holds no 32-byte key");
+    }
+    return FinishOpen(std::move(ks), dir);
+  }
   int fd = ::open(master_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT) {
     uint8_t key[32];
@@ -158,6 +248,12 @@ Result<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& dir, const s
   const ssize_t n = ::read(fd, ks->master_.data(), 32);
   ::close(fd);
   if (n != 32) return KmsError(ErrorCode::kIo, "io", master_path + " must hold 32 bytes");
+  return FinishOpen(std::move(ks), dir);
+}
+
+Result<std::unique_ptr<KeyStore>> KeyStore::FinishOpen(std::unique_ptr<KeyStore> ks,
+                                                       const std::string& dir) {
+  std::error_code ec;
   // Temporary files of a writer that was killed mid-save are garbage.
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
     if (entry.path().filename().string().rfind("keys.json.partial-", 0) == 0) {
@@ -166,6 +262,41 @@ Result<std::unique_ptr<KeyStore>> KeyStore::Open(const std::string& dir, const s
   }
   MS_RETURN_IF_ERROR(ks->Load());
   return ks;
+}
+
+Status KeyStore::SealMasterKeyFile(const std::string& dir, const SealOptions& options) {
+  const std::string master_path = dir + "/master.key";
+  const std::string sealed_path = dir + "/master.sealed";
+  std::error_code ec;
+  if (std::filesystem::exists(sealed_path, ec)) {
+    return KmsError(ErrorCode::kAlreadyExists, "already-exists",
+                    sealed_path + " exists: the master key is already sealed");
+  }
+  MS_ASSIGN_OR_RETURN(Bytes raw, ReadPrivateFile(master_path));
+  if (raw.size() != 32) {
+    OPENSSL_cleanse(raw.data(), raw.size());
+    return KmsError(ErrorCode::kIo, "io", master_path + " must hold 32 bytes");
+  }
+  SecretBuffer key(raw.data(), raw.size());
+  OPENSSL_cleanse(raw.data(), raw.size());
+  MS_ASSIGN_OR_RETURN(Bytes sealed, SealMasterKey(key, options));
+  // Prove it unseals before the plain copy goes.
+  MS_ASSIGN_OR_RETURN(SecretBuffer back, UnsealMasterKey(sealed, options.tcti));
+  if (back.size() != key.size() || CRYPTO_memcmp(back.data(), key.data(), key.size()) != 0) {
+    return KmsError(ErrorCode::kInternal, "tpm-seal", "the sealed master key does not unseal");
+  }
+  MS_RETURN_IF_ERROR(WritePrivateFile(dir, sealed_path, std::string(sealed.begin(), sealed.end())));
+  // Overwrite, then remove the plain key (a copy-on-write or journalling file
+  // system may still hold old blocks: docs/kms.md says so).
+  const int fd = ::open(master_path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    const uint8_t zeros[32] = {};
+    (void)PwriteAll(fd, 0, zeros, "kms", "overwrite " + master_path);
+    fsync(fd);
+    ::close(fd);
+  }
+  if (::unlink(master_path.c_str()) != 0) return ErrnoError("kms", "remove " + master_path, errno);
+  return Ok{};
 }
 
 Status KeyStore::Load() {
@@ -178,9 +309,38 @@ Status KeyStore::Load() {
   Bytes scratch((*src)->size());
   MS_ASSIGN_OR_RETURN(auto bytes, (*src)->ReadAt(0, (*src)->size(), scratch.data()));
   json doc = json::parse(bytes.begin(), bytes.end(), nullptr, false);
-  if (doc.is_discarded() || !doc.is_object() || doc.value("version", 0) != 1) {
+  if (doc.is_discarded() || !doc.is_object()) {
     return KmsError(ErrorCode::kIntegrity, "corrupt-store", path + " is not a valid key store");
   }
+  if (doc.value("version", 0) == 1 && accept_unauthenticated_) {
+    MS_RETURN_IF_ERROR(LoadDocument(doc, path));
+    return Save();  // from now on authenticated
+  }
+  if (doc.value("version", 0) == 1) {
+    return KmsError(ErrorCode::kIntegrity, "unauthenticated-store",
+                    path +
+                        " was written by an older modelseal and is not authenticated; after "
+                        "checking its policies run `modelseal kms upgrade-store` once");
+  }
+  if (doc.value("version", 0) != kStoreVersion || !doc.contains("mac") || !doc["mac"].is_string()) {
+    return KmsError(ErrorCode::kIntegrity, "corrupt-store", path + " is not a valid key store");
+  }
+  // Policies, key states and aliases are obeyed only when authenticated under the
+  // master key: a keys.json edited by hand (or by anything without the master key)
+  // is refused.
+  const std::string mac = doc["mac"].get<std::string>();
+  doc.erase("mac");
+  const std::string want = StoreMac(StoreMacKey(master_), doc.dump());
+  if (mac.size() != want.size() || CRYPTO_memcmp(mac.data(), want.data(), want.size()) != 0) {
+    return KmsError(ErrorCode::kIntegrity, "store-tampered",
+                    path +
+                        " failed authentication under the master key: it was modified "
+                        "outside the key service (or belongs to another master key)");
+  }
+  return LoadDocument(doc, path);
+}
+
+Status KeyStore::LoadDocument(const nlohmann::json& doc, const std::string& path) {
   try {
     for (const auto& k : doc.at("keys")) {
       Entry e;
@@ -206,24 +366,15 @@ Status KeyStore::Load() {
 }
 
 Status KeyStore::Save() const {
-  json doc = {{"version", 1}, {"keys", json::array()}, {"aliases", json::object()}};
+  json doc = {{"version", kStoreVersion}, {"keys", json::array()}, {"aliases", json::object()}};
   for (const auto& [id, e] : keys_) {
     json k = MetaToJson(e.meta);
     k["material"] = ToHex(e.sealed_material);
     doc["keys"].push_back(k);
   }
   for (const auto& [a, id] : aliases_) doc["aliases"][a] = id;
-  const std::string text = doc.dump(1);
-  MS_ASSIGN_OR_RETURN(auto sink, AtomicFileSink::Create(dir_ + "/keys.json"));
-  MS_RETURN_IF_ERROR(
-      sink->WriteAt(0, std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size())));
-  MS_RETURN_IF_ERROR(sink->Commit());
-  const int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    fsync(dfd);  // make the rename durable
-    ::close(dfd);
-  }
-  return Ok{};
+  doc["mac"] = StoreMac(StoreMacKey(master_), doc.dump());
+  return WritePrivateFile(dir_, dir_ + "/keys.json", doc.dump(1));
 }
 
 Result<const KeyStore::Entry*> KeyStore::Find(const std::string& ref) const {
@@ -289,13 +440,25 @@ std::vector<KeyMetadata> KeyStore::List() const {
   return out;
 }
 
+bool IsValidAliasName(const std::string& name) {
+  // https://docs.aws.amazon.com/kms/latest/APIReference/API_CreateAlias.html:
+  // AliasName pattern ^alias/[a-zA-Z0-9/_-]+$, length 1..256; alias/aws/ is reserved.
+  if (name.size() > 256 || name.rfind("alias/", 0) != 0 || name.size() == 6 ||
+      name.rfind("alias/aws/", 0) == 0) {
+    return false;
+  }
+  return std::all_of(name.begin() + 6, name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '/' ||
+           c == '_' || c == '-';
+  });
+}
+
 Status KeyStore::CreateAlias(const std::string& alias_name, const std::string& key_ref) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (alias_name.rfind("alias/", 0) != 0 || alias_name.size() < 7 || alias_name.size() > 256 ||
-      alias_name.rfind("alias/aws/", 0) == 0) {
+  if (!IsValidAliasName(alias_name)) {
     return KmsError(ErrorCode::kInvalidArgument, "invalid-alias",
-                    "Alias name must begin with 'alias/', must not begin with 'alias/aws/', and be "
-                    "at most 256 characters");
+                    "Alias name must match alias/[a-zA-Z0-9/_-]+, must not begin with "
+                    "'alias/aws/', and be at most 256 characters");
   }
   if (aliases_.count(alias_name)) {
     return KmsError(ErrorCode::kAlreadyExists, "already-exists",
@@ -305,6 +468,33 @@ Status KeyStore::CreateAlias(const std::string& alias_name, const std::string& k
   aliases_[alias_name] = e->meta.key_id;
   Status s = Save();
   if (!s.ok()) aliases_.erase(alias_name);
+  return s;
+}
+
+Status KeyStore::UpdateAlias(const std::string& alias_name, const std::string& key_ref) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto a = aliases_.find(alias_name);
+  if (a == aliases_.end()) {
+    return KmsError(ErrorCode::kNotFound, "not-found", "Alias " + alias_name + " is not found.");
+  }
+  MS_ASSIGN_OR_RETURN(const Entry* e, Find(key_ref));
+  const std::string old = a->second;
+  a->second = e->meta.key_id;
+  Status s = Save();
+  if (!s.ok()) a->second = old;
+  return s;
+}
+
+Status KeyStore::DeleteAlias(const std::string& alias_name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto a = aliases_.find(alias_name);
+  if (a == aliases_.end()) {
+    return KmsError(ErrorCode::kNotFound, "not-found", "Alias " + alias_name + " is not found.");
+  }
+  const std::string old = a->second;
+  aliases_.erase(a);
+  Status s = Save();
+  if (!s.ok()) aliases_[alias_name] = old;
   return s;
 }
 
@@ -324,37 +514,70 @@ Status KeyStore::PutPolicy(const std::string& key_ref, const std::string& policy
   return s;
 }
 
+Result<KeyStore::Entry*> KeyStore::FindMutable(const std::string& key_ref) {
+  MS_ASSIGN_OR_RETURN(const Entry* e, Find(key_ref));
+  return &keys_.at(e->meta.key_id);
+}
+
 Result<KeyMetadata> KeyStore::ScheduleDeletion(const std::string& key_ref, int pending_days) {
   std::lock_guard<std::mutex> lock(mu_);
   if (pending_days < 7 || pending_days > 30) {
     return KmsError(ErrorCode::kInvalidArgument, "invalid-argument",
                     "PendingWindowInDays must be between 7 and 30");
   }
-  MS_ASSIGN_OR_RETURN(const Entry* e, Find(key_ref));
-  Entry& entry = keys_.at(e->meta.key_id);
-  if (entry.meta.state != "Enabled") {
+  MS_ASSIGN_OR_RETURN(Entry * entry, FindMutable(key_ref));
+  if (entry->meta.state == "PendingDeletion") {
     return KmsError(ErrorCode::kPermissionDenied, "invalid-state",
-                    entry.meta.arn + " is pending deletion.");
+                    entry->meta.arn + " is pending deletion.");
   }
-  const KeyMetadata old = entry.meta;
-  entry.meta.state = "PendingDeletion";
-  entry.meta.deletion_ms = NowMs() + static_cast<uint64_t>(pending_days) * 86400000ULL;
+  const KeyMetadata old = entry->meta;
+  entry->meta.state = "PendingDeletion";
+  entry->meta.deletion_ms = NowMs() + static_cast<uint64_t>(pending_days) * 86400000ULL;
   Status s = Save();
   if (!s.ok()) {
-    entry.meta = old;
+    entry->meta = old;
     return s.take_error();
   }
-  return entry.meta;
+  return entry->meta;
+}
+
+Result<KeyMetadata> KeyStore::CancelDeletion(const std::string& key_ref) {
+  std::lock_guard<std::mutex> lock(mu_);
+  MS_ASSIGN_OR_RETURN(Entry * entry, FindMutable(key_ref));
+  if (entry->meta.state != "PendingDeletion") {
+    return KmsError(ErrorCode::kPermissionDenied, "invalid-state",
+                    entry->meta.arn + " is not pending deletion.");
+  }
+  const KeyMetadata old = entry->meta;
+  entry->meta.state = "Disabled";
+  entry->meta.deletion_ms = 0;
+  Status s = Save();
+  if (!s.ok()) {
+    entry->meta = old;
+    return s.take_error();
+  }
+  return entry->meta;
+}
+
+Status KeyStore::SetEnabled(const std::string& key_ref, bool enabled) {
+  std::lock_guard<std::mutex> lock(mu_);
+  MS_ASSIGN_OR_RETURN(Entry * entry, FindMutable(key_ref));
+  if (entry->meta.state == "PendingDeletion") {
+    return KmsError(ErrorCode::kPermissionDenied, "invalid-state",
+                    entry->meta.arn + " is pending deletion.");
+  }
+  const std::string old = entry->meta.state;
+  entry->meta.state = enabled ? "Enabled" : "Disabled";
+  Status s = Save();
+  if (!s.ok()) entry->meta.state = old;
+  return s;
 }
 
 Result<Bytes> KeyStore::Encrypt(const std::string& key_ref, std::span<const uint8_t> plaintext,
                                 const EncryptionContext& context) const {
   std::lock_guard<std::mutex> lock(mu_);
   MS_ASSIGN_OR_RETURN(const Entry* e, Find(key_ref));
-  if (e->meta.state != "Enabled") {
-    return KmsError(ErrorCode::kPermissionDenied, "invalid-state",
-                    e->meta.arn + " is pending deletion.");
-  }
+  MS_RETURN_IF_ERROR(UsableState(e->meta));
   MS_ASSIGN_OR_RETURN(SecretBuffer material, Material(*e));
   const std::string& id = e->meta.key_id;
   Bytes aad = CanonicalContext(context);
@@ -377,7 +600,17 @@ Result<std::string> KeyStore::BlobKeyId(std::span<const uint8_t> blob) {
     return KmsError(ErrorCode::kInvalidArgument, "invalid-ciphertext",
                     "the ciphertext is truncated");
   }
-  return std::string(reinterpret_cast<const char*>(blob.data() + 6), len);
+  std::string id(reinterpret_cast<const char*>(blob.data() + 6), len);
+  // Key ids are UUIDs (NewUuid): anything else — other lengths, bytes that are not
+  // UTF-8 — is a damaged or forged blob, never text to echo back.
+  const bool uuid = id.size() == 36 && std::all_of(id.begin(), id.end(), [](char c) {
+                      return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == '-';
+                    });
+  if (!uuid) {
+    return KmsError(ErrorCode::kInvalidArgument, "invalid-ciphertext",
+                    "the ciphertext names no valid key id");
+  }
+  return id;
 }
 
 Result<KeyStore::Opened> KeyStore::Decrypt(std::span<const uint8_t> blob,
@@ -385,10 +618,7 @@ Result<KeyStore::Opened> KeyStore::Decrypt(std::span<const uint8_t> blob,
   MS_ASSIGN_OR_RETURN(std::string id, BlobKeyId(blob));
   std::lock_guard<std::mutex> lock(mu_);
   MS_ASSIGN_OR_RETURN(const Entry* e, Find(id));
-  if (e->meta.state != "Enabled") {
-    return KmsError(ErrorCode::kPermissionDenied, "invalid-state",
-                    e->meta.arn + " is pending deletion.");
-  }
+  MS_RETURN_IF_ERROR(UsableState(e->meta));
   MS_ASSIGN_OR_RETURN(SecretBuffer material, Material(*e));
   Bytes aad = CanonicalContext(context);
   aad.insert(aad.end(), id.begin(), id.end());

@@ -81,7 +81,7 @@ Result<Condition> ParseOperator(const std::string& op, const std::string& where)
   return c;
 }
 
-Result<Statement> ParseStatement(const json& s, size_t index) {
+Result<Statement> ParseStatement(const json& s, size_t index, bool identity) {
   const std::string where = "statement " + std::to_string(index + 1);
   if (!s.is_object()) return Malformed(where + " is not an object");
   static const std::vector<std::string> kKnown = {
@@ -104,8 +104,14 @@ Result<Statement> ParseStatement(const json& s, size_t index) {
   }
   st.allow = s["Effect"] == "Allow";
 
-  if (!s.contains("Principal")) return Malformed(where + ": Principal is required in a key policy");
-  const json& p = s["Principal"];
+  if (identity) {
+    if (s.contains("Principal"))
+      return Malformed(where + ": an identity policy names no Principal (it is the principal's)");
+    st.any_principal = true;
+  } else if (!s.contains("Principal")) {
+    return Malformed(where + ": Principal is required in a key policy");
+  }
+  const json& p = identity ? json("*") : s["Principal"];
   if (p.is_string()) {
     if (p != "*") return Malformed(where + ": Principal must be \"*\" or {\"AWS\": ...}");
     st.any_principal = true;
@@ -223,9 +229,17 @@ bool EvaluateCondition(const Condition& c, const RequestContext& r, ConditionTra
     case Condition::Set::kAllValues:
       return std::all_of(values->begin(), values->end(),
                          [&](const auto& v) { return MatchOne(c, v); });
-    case Condition::Set::kNone:
-      // A single-valued key: AWS compares its one value.
-      return MatchOne(c, values->front());
+    case Condition::Set::kNone: {
+      // A single-valued key has one value. For several (a multivalued key used
+      // without a set operator, or context keys that differ only in case): the
+      // positive operator holds when some value matches, its negation when none
+      // does — never "the first value" (see policy.h).
+      const bool some_match = std::any_of(values->begin(), values->end(), [&](const auto& v) {
+        return std::any_of(c.values.begin(), c.values.end(),
+                           [&](const auto& pv) { return MatchValue(c.base_op, pv, v); });
+      });
+      return IsNegated(c.base_op) ? !some_match : some_match;
+    }
   }
   return false;
 }
@@ -242,18 +256,44 @@ std::string AccountOf(const std::string& arn) {
   return end == std::string::npos ? "" : arn.substr(pos, end - pos);
 }
 
-bool PrincipalMatches(const Statement& st, const std::string& principal) {
-  if (st.any_principal) return true;
+enum class PrincipalMatch { kNone, kDirect, kAccount };
+
+PrincipalMatch MatchPrincipal(const Statement& st, const std::string& principal) {
+  if (st.any_principal) return PrincipalMatch::kDirect;
   const std::string account = AccountOf(principal);
+  bool account_match = false;
   for (const auto& p : st.principals) {
-    if (p == principal) return true;
-    // An account id or the account's root ARN stands for every principal in it.
-    if (!account.empty() && (p == account || p == "arn:aws:iam::" + account + ":root")) return true;
+    if (p == principal) return PrincipalMatch::kDirect;
+    // An account id or the account's root ARN stands for the account: the
+    // account's identity policies decide for its principals.
+    if (!account.empty() && (p == account || p == "arn:aws:iam::" + account + ":root")) {
+      account_match = true;
+    }
   }
-  return false;
+  return account_match ? PrincipalMatch::kAccount : PrincipalMatch::kNone;
 }
 
 }  // namespace
+
+bool IsMultivaluedKey(std::string_view key) {
+  static const std::vector<std::string> kMulti = {"kms:encryptioncontextkeys", "aws:tagkeys",
+                                                  "kms:grantoperations"};
+  return std::find(kMulti.begin(), kMulti.end(), Lower(key)) != kMulti.end();
+}
+
+std::optional<uint32_t> AttestationPcrIndex(std::string_view key) {
+  const std::string k = Lower(key);
+  for (const std::string prefix :
+       {"kms:recipientattestation:nitrotpmpcr", "kms:recipientattestation:pcr"}) {
+    if (k.rfind(prefix, 0) != 0) continue;
+    const std::string digits = k.substr(prefix.size());
+    if (digits.empty() || digits.size() > 2 ||
+        !std::all_of(digits.begin(), digits.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+      return std::nullopt;
+    return static_cast<uint32_t>(std::stoul(digits));
+  }
+  return std::nullopt;
+}
 
 bool WildcardMatch(std::string_view pattern, std::string_view text, bool ignore_case) {
   auto eq = [&](char a, char b) {
@@ -281,7 +321,9 @@ bool WildcardMatch(std::string_view pattern, std::string_view text, bool ignore_
   return p == pattern.size();
 }
 
-Result<Policy> ParsePolicy(const std::string& text) {
+namespace {
+
+Result<Policy> ParseAny(const std::string& text, bool identity) {
   if (text.size() > kMaxPolicyBytes) {
     return Malformed("policy is " + std::to_string(text.size()) + " bytes; the limit is 32768");
   }
@@ -307,17 +349,27 @@ Result<Policy> ParsePolicy(const std::string& text) {
   if (!doc.contains("Statement")) return Malformed("Statement is required");
   const json& st = doc["Statement"];
   if (st.is_object()) {
-    MS_ASSIGN_OR_RETURN(auto s, ParseStatement(st, 0));
+    MS_ASSIGN_OR_RETURN(auto s, ParseStatement(st, 0, identity));
     p.statements.push_back(std::move(s));
   } else if (st.is_array() && !st.empty()) {
     for (size_t i = 0; i < st.size(); ++i) {
-      MS_ASSIGN_OR_RETURN(auto s, ParseStatement(st[i], i));
+      MS_ASSIGN_OR_RETURN(auto s, ParseStatement(st[i], i, identity));
       p.statements.push_back(std::move(s));
     }
   } else {
     return Malformed("Statement must be an object or a non-empty list");
   }
   return p;
+}
+
+}  // namespace
+
+Result<Policy> ParsePolicy(const std::string& text) {
+  return ParseAny(text, false);
+}
+
+Result<Policy> ParseIdentityPolicy(const std::string& text) {
+  return ParseAny(text, true);
 }
 
 std::string PolicyToJson(const Policy& policy, bool pretty) {
@@ -354,14 +406,16 @@ std::string PolicyToJson(const Policy& policy, bool pretty) {
 
 Decision Evaluate(const Policy& policy, const RequestContext& r) {
   Decision d;
-  std::optional<size_t> first_allow, first_deny;
+  std::optional<size_t> first_allow, first_account_allow, first_deny;
   for (size_t i = 0; i < policy.statements.size(); ++i) {
     const Statement& s = policy.statements[i];
     StatementTrace t;
     t.index = i;
     t.sid = s.sid;
     t.allow = s.allow;
-    t.principal_matched = PrincipalMatches(s, r.principal_arn);
+    const PrincipalMatch pm = MatchPrincipal(s, r.principal_arn);
+    t.principal_matched = pm != PrincipalMatch::kNone;
+    t.principal_via_account = pm == PrincipalMatch::kAccount;
     bool action = std::any_of(s.actions.begin(), s.actions.end(),
                               [&](const auto& a) { return WildcardMatch(a, r.action, true); });
     t.action_matched = s.not_action ? !action : action;
@@ -377,7 +431,9 @@ Decision Evaluate(const Policy& policy, const RequestContext& r) {
     }
     t.applies = t.principal_matched && t.action_matched && t.resource_matched && conditions;
     if (t.applies) {
-      if (s.allow && !first_allow) first_allow = i;
+      if (s.allow && !t.principal_via_account && !first_allow) first_allow = i;
+      if (s.allow && t.principal_via_account && !first_account_allow) first_account_allow = i;
+      // A Deny naming the account denies every principal of it.
       if (!s.allow && !first_deny) first_deny = i;
     }
     d.trace.push_back(std::move(t));
@@ -388,6 +444,10 @@ Decision Evaluate(const Policy& policy, const RequestContext& r) {
   } else if (first_allow) {
     d.effect = Effect::kAllow;
     d.statement = first_allow;
+  } else if (first_account_allow) {
+    d.effect = Effect::kAllow;
+    d.statement = first_account_allow;
+    d.via_account = true;
   }
   if (d.statement) d.sid = policy.statements[*d.statement].sid;
   return d;

@@ -5,10 +5,14 @@
 // Ownership: a request's body span and callbacks are borrowed for the duration of
 // Send. Thread-safety: one transport may be used from many threads at once; it
 // keeps a pool of connections (curl handles) and reuses them (keep-alive).
+// TLS peers are verified against the system's CAs, or only against the PEM file named
+// by AWS_CA_BUNDLE when it is set (as the AWS SDKs do).
 // Failures (module "http"):
 //   unreachable  (kUnavailable) - connect/resolve failed: nothing was sent;
 //   connection   (kUnavailable) - the connection broke or timed out mid-exchange;
 //   bad-url      (kInvalidArgument);
+//   tls-verify   (kPermissionDenied) - the peer's certificate is not trusted, or the
+//                                      CA bundle cannot be read;
 //   a sink/callback error is returned unchanged (the transfer is aborted).
 // A response with any HTTP status is a success of Send; callers map statuses.
 #pragma once
@@ -26,6 +30,7 @@
 
 #include "common/bytes.h"
 #include "common/error.h"
+#include "common/secret.h"
 
 namespace modelseal::net {
 
@@ -35,6 +40,12 @@ struct HttpRequest {
   std::string method = "GET";
   std::string url;  // absolute, already percent-encoded
   HeaderList headers;
+  // One header whose value is a secret (e.g. "Authorization" with "Bearer <token>"),
+  // kept out of std::string: the transport builds the header line in a
+  // SecretBuffer and wipes the copy it hands to curl after the exchange. (curl's
+  // own request buffer is beyond our reach.) Borrowed for the duration of Send.
+  std::string secret_header_name;
+  const SecretBuffer* secret_header_value = nullptr;
   std::span<const uint8_t> body;  // borrowed; sent with Content-Length
   // Called with each piece of a 2xx response body as it arrives. When unset, the
   // body is collected into HttpResponse::body. Non-2xx bodies are always collected

@@ -1,8 +1,10 @@
 // libcurl implementation of HttpTransport, plus the URL helpers.
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -15,8 +17,14 @@ struct CurlFree {
   void operator()(CURL* c) const { curl_easy_cleanup(c); }
 };
 using CurlPtr = std::unique_ptr<CURL, CurlFree>;
+// Header lines may hold a secret (HttpRequest::secret_header_*): wiped before
+// they are freed.
 struct SlistFree {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+  void operator()(curl_slist* l) const {
+    for (curl_slist* p = l; p != nullptr; p = p->next)
+      OPENSSL_cleanse(p->data, std::strlen(p->data));
+    curl_slist_free_all(l);
+  }
 };
 using SlistPtr = std::unique_ptr<curl_slist, SlistFree>;
 
@@ -157,6 +165,12 @@ class CurlTransport final : public HttpTransport {
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 256L * 1024);   // fewer, larger body callbacks
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, nullptr);  // bytes exactly as stored
+    // Like the AWS SDKs: AWS_CA_BUNDLE names a PEM file of the CAs to trust instead of
+    // the system's (a private CA, e.g. a key service with a self-signed certificate).
+    if (const char* bundle = std::getenv("AWS_CA_BUNDLE"); bundle != nullptr && *bundle != '\0') {
+      curl_easy_setopt(c, CURLOPT_CAINFO, bundle);
+      curl_easy_setopt(c, CURLOPT_CAPATH, nullptr);
+    }
 
     const bool has_body = !req.body.empty() || req.method == "PUT" || req.method == "POST";
     if (req.method == "HEAD") {
@@ -179,6 +193,15 @@ class CurlTransport final : public HttpTransport {
       if (strcasecmp(name.c_str(), "content-type") == 0) has_type = true;
       const std::string line = value.empty() ? name + ";" : name + ": " + value;
       raw = curl_slist_append(raw, line.c_str());
+    }
+    if (req.secret_header_value != nullptr && !req.secret_header_name.empty()) {
+      const std::string& name = req.secret_header_name;
+      const SecretBuffer& value = *req.secret_header_value;
+      SecretBuffer line(name.size() + 2 + value.size() + 1);  // "Name: value\0"
+      std::memcpy(line.data(), name.data(), name.size());
+      std::memcpy(line.data() + name.size(), ": ", 2);
+      if (!value.empty()) std::memcpy(line.data() + name.size() + 2, value.data(), value.size());
+      raw = curl_slist_append(raw, reinterpret_cast<const char*>(line.data()));
     }
     raw = curl_slist_append(raw, "Expect:");  // no 100-continue round trip
     if (!has_type) raw = curl_slist_append(raw, "Content-Type:");

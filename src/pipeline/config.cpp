@@ -251,7 +251,7 @@ Result<std::unique_ptr<Environment>> OpenEnvironment(const Config& config) {
   hub::HubOptions ho;
   ho.endpoint = config.hub_endpoint;
   ho.cache_dir = config.hub_cache;
-  env->hub = std::make_unique<hub::HubClient>(ho);
+  env->hub = std::make_unique<hub::HubClient>(std::move(ho));
   attest::AttestSource source = attest::AttestSource::kAuto;
   if (config.attestation == "nitrotpm") source = attest::AttestSource::kNitroTpm;
   if (config.attestation == "development") source = attest::AttestSource::kDevelopment;

@@ -7,6 +7,7 @@
 
 #include "attest/attest.h"
 #include "common/bytes.h"
+#include "kms/authorize.h"
 #include "kms/policy.h"
 #include "pipeline/internal.h"
 
@@ -32,31 +33,30 @@ std::string StatementName(const kms::StatementTrace& t) {
   return t.sid.empty() ? "#" + std::to_string(t.index + 1) : t.sid;
 }
 
-// The request as the key service evaluates a Decrypt with Recipient.
+// The request as the key service evaluates a Decrypt with Recipient: the
+// service's own context builder (kms/authorize.h), so the two cannot drift.
 kms::RequestContext DecryptRequest(const std::string& principal, const std::string& arn,
                                    const sealed::EncryptionContext& context,
-                                   const std::map<uint32_t, Bytes>& pcrs) {
-  kms::RequestContext r;
-  r.principal_arn = principal;
-  r.action = "kms:Decrypt";
-  r.resource = arn;
-  r.keys["aws:PrincipalArn"] = {principal};
-  std::vector<std::string> keys;
-  for (const auto& [k, v] : context) {
-    r.keys["kms:EncryptionContext:" + k] = {v};
-    keys.push_back(k);
-  }
-  if (!keys.empty()) r.keys["kms:EncryptionContextKeys"] = keys;
-  for (const auto& [i, v] : pcrs) {
-    r.keys["kms:RecipientAttestation:NitroTPMPCR" + std::to_string(i)] = {ToHex(v)};
-  }
-  return r;
+                                   const std::map<uint32_t, Bytes>& pcrs, bool development) {
+  kms::VerifiedAttestation attestation;
+  attestation.development = development;
+  attestation.document.kind = attest::DocumentKind::kNitroTpm;
+  attestation.document.pcrs = pcrs;
+  const kms::EncryptionContext ctx(context.begin(), context.end());
+  kms::EvaluationRequest q;
+  q.principal_arn = principal;
+  q.operation = "Decrypt";
+  q.resource = arn;
+  q.key_resource = true;
+  q.encryption_context = &ctx;
+  q.attestation = &attestation;
+  return kms::BuildRequestContext(q);
 }
 
 Result<ReleaseVerdict> Evaluate(const kms::KmsClient& kms, const std::string& key_id,
                                 const std::string& principal,
                                 const sealed::EncryptionContext& context,
-                                const std::map<uint32_t, Bytes>& pcrs) {
+                                const std::map<uint32_t, Bytes>& pcrs, bool development) {
   MS_ASSIGN_OR_RETURN(auto got,
                       kms.Call("GetKeyPolicy", {{"KeyId", key_id}, {"PolicyName", "default"}}));
   if (!got.contains("Policy") || !got["Policy"].is_string()) {
@@ -68,7 +68,7 @@ Result<ReleaseVerdict> Evaluate(const kms::KmsClient& kms, const std::string& ke
       described.ok() && described->contains("KeyMetadata")) {
     arn = (*described)["KeyMetadata"].value("Arn", key_id);
   }
-  const kms::RequestContext request = DecryptRequest(principal, arn, context, pcrs);
+  const kms::RequestContext request = DecryptRequest(principal, arn, context, pcrs, development);
   const kms::Decision d = kms::Evaluate(policy, request);
 
   ReleaseVerdict v;
@@ -116,10 +116,12 @@ std::optional<ReleaseVerdict> ExplainDenial(const kms::KmsClient& kms, const std
                                             const sealed::EncryptionContext& context,
                                             std::span<const uint8_t> document) {
   std::map<uint32_t, Bytes> pcrs;
+  bool development = false;
   if (auto parsed = attest::ParseAttestationDocument(document); parsed.ok()) {
     pcrs = parsed->doc.pcrs;
+    development = parsed->doc.claims_development();
   }
-  auto v = Evaluate(kms, key_id, principal_arn, context, pcrs);
+  auto v = Evaluate(kms, key_id, principal_arn, context, pcrs, development);
   if (!v.ok()) return std::nullopt;
   return std::move(*v);
 }
@@ -127,10 +129,9 @@ std::optional<ReleaseVerdict> ExplainDenial(const kms::KmsClient& kms, const std
 Result<ReleaseVerdict> CheckRelease(const kms::KmsClient& kms, const std::string& key_id,
                                     const std::string& principal_arn, const std::string& model,
                                     const std::map<uint32_t, Bytes>& pcrs, bool development) {
-  (void)development;  // the key service's development condition key joins here (docs/kms.md)
   sealed::EncryptionContext context;
   if (!model.empty()) context[kContextModelKey] = model;
-  return Evaluate(kms, key_id, principal_arn, context, pcrs);
+  return Evaluate(kms, key_id, principal_arn, context, pcrs, development);
 }
 
 }  // namespace modelseal::pipeline

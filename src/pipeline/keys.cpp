@@ -38,36 +38,9 @@ std::string ModelKeyPolicy(const std::string& owner_arn, const std::string& cons
 Result<std::string> AllowAttested(const std::string& policy_json, const std::string& principal,
                                   const std::map<uint32_t, std::string>& pcrs,
                                   const std::string& sid) {
-  if (pcrs.empty()) {
-    return Fail(ErrorCode::kInvalidArgument, "no-pcrs",
-                "an attested statement needs at least one PCR condition");
-  }
-  if (principal.empty()) {
-    return Fail(ErrorCode::kInvalidArgument, "no-principal",
-                "an attested statement needs the consumer's principal ARN");
-  }
   MS_ASSIGN_OR_RETURN(kms::Policy policy, kms::ParsePolicy(policy_json));
-  kms::Statement st;
-  st.sid = sid;
-  st.allow = true;
-  st.principals = {principal};
-  st.actions = {"kms:Decrypt"};
-  st.resources = {"*"};
-  for (const auto& [index, hex] : pcrs) {
-    auto bytes = FromHex(hex);
-    if (index > 23 || !bytes || bytes->size() != 48) {
-      return Fail(ErrorCode::kInvalidArgument, "bad-pcr",
-                  "PCR " + std::to_string(index) + " must be 96 hex digits (SHA-384)");
-    }
-    kms::Condition c;
-    c.op = c.base_op = "StringEqualsIgnoreCase";
-    c.key = "kms:RecipientAttestation:NitroTPMPCR" + std::to_string(index);
-    c.values = {ToHex(*bytes)};
-    st.conditions.push_back(std::move(c));
-  }
-  // A statement with the same Sid is replaced; every other statement is kept.
-  std::erase_if(policy.statements, [&](const kms::Statement& s) { return s.sid == sid; });
-  policy.statements.push_back(std::move(st));
+  MS_ASSIGN_OR_RETURN(policy,
+                      kms::WithAttestedStatement(std::move(policy), principal, {}, pcrs, sid));
   return kms::PolicyToJson(policy);
 }
 

@@ -95,7 +95,7 @@ Result<SecretBuffer> Run::ReleaseKey(std::span<const uint8_t> blob,
     Begin("key-release", key_id);
     return std::move(doc->document);
   };
-  auto key = d_.kms->DecryptForRecipient(blob, context, attest);
+  auto key = d_.kms->DecryptForRecipient(blob, context, key_id, attest);
   if (!attest_status.ok()) return Failed("attestation", attest_status.take_error());
   if (!key.ok()) {
     if (document.empty()) return Failed("key-pair", key.take_error());

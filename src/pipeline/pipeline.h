@@ -126,8 +126,8 @@ std::string ModelKeyPolicy(const std::string& owner_arn, const std::string& cons
 
 // `policy_json` with a statement `sid` (replacing one with that Sid, keeping all
 // others) that allows kms:Decrypt to `principal` only with an attestation document
-// whose SHA-384 PCRs equal `pcrs` (index -> hex). Errors: no-pcrs, bad-pcr,
-// no-principal, and the policy's own parse errors.
+// whose SHA-384 PCRs equal `pcrs` (index -> hex), through
+// kms::WithAttestedStatement (which refuses a statement pinning no boot PCR).
 Result<std::string> AllowAttested(const std::string& policy_json, const std::string& principal,
                                   const std::map<uint32_t, std::string>& pcrs,
                                   const std::string& sid = "AttestedDecrypt");

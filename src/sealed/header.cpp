@@ -304,16 +304,45 @@ std::string ChunkName(uint64_t index, uint64_t count) {
 
 }  // namespace internal
 
+Result<std::span<const uint8_t>> internal::ReadChecked(const ByteSource& src, uint64_t offset,
+                                                       size_t len, uint8_t* scratch,
+                                                       const std::string& what) {
+  auto got = src.ReadAt(offset, len, scratch);
+  if (!got.ok()) {
+    if (got.error().reason == "changed-during-read") {
+      return Fail(ErrorCode::kIntegrity, "changed-during-read",
+                  what + ": the object changed while it was read (" + got.error().message + ")");
+    }
+    return got.take_error();
+  }
+  if (got->size() != len) {
+    return Fail(ErrorCode::kIntegrity, "changed-during-read",
+                what + ": the source returned " + std::to_string(got->size()) + " of " +
+                    std::to_string(len) + " bytes");
+  }
+  return got;
+}
+
+Result<std::span<const uint8_t>> internal::ReadPrivate(const ByteSource& src, uint64_t offset,
+                                                       size_t len, uint8_t* buf,
+                                                       const std::string& what) {
+  MS_ASSIGN_OR_RETURN(auto got, ReadChecked(src, offset, len, buf, what));
+  if (len > 0 && got.data() != buf) std::memcpy(buf, got.data(), len);
+  return std::span<const uint8_t>(buf, len);
+}
+
 Result<internal::RawHeader> internal::ReadRawHeader(const ByteSource& src) {
   using internal::kPreambleSize;
   const uint64_t size = src.size();
-  uint8_t pre[kPreambleSize];
   const size_t magic_len = sizeof(internal::kMagic);
   if (size < magic_len) {
     return Fail(ErrorCode::kInvalidArgument, "not-a-container",
                 "not a modelseal container (" + std::to_string(size) + " bytes, no magic)");
   }
-  MS_ASSIGN_OR_RETURN(auto head, src.ReadAt(0, std::min<uint64_t>(size, kPreambleSize), pre));
+  // The preamble, then the rest of the header after it: no byte is read twice.
+  uint8_t pre[kPreambleSize];
+  const size_t pre_len = static_cast<size_t>(std::min<uint64_t>(size, kPreambleSize));
+  MS_ASSIGN_OR_RETURN(auto head, ReadPrivate(src, 0, pre_len, pre, "header"));
   if (std::memcmp(head.data(), internal::kMagic, magic_len) != 0) {
     return Fail(ErrorCode::kInvalidArgument, "not-a-container",
                 "not a modelseal container (bad magic)");
@@ -340,9 +369,10 @@ Result<internal::RawHeader> internal::ReadRawHeader(const ByteSource& src) {
                     " bytes, header needs " + std::to_string(header_size) + ")");
   }
   Bytes buf(header_size);
-  MS_ASSIGN_OR_RETURN(auto bytes, src.ReadAt(0, header_size, buf.data()));
-  MS_ASSIGN_OR_RETURN(Header h, internal::ParseHeader(bytes));
-  if (bytes.data() != buf.data()) buf.assign(bytes.begin(), bytes.end());  // a zero-copy view
+  std::memcpy(buf.data(), pre, kPreambleSize);
+  MS_RETURN_IF_ERROR(ReadPrivate(src, kPreambleSize, header_size - kPreambleSize,
+                                 buf.data() + kPreambleSize, "header"));
+  MS_ASSIGN_OR_RETURN(Header h, internal::ParseHeader(buf));
   return internal::RawHeader{std::move(h), std::move(buf)};
 }
 

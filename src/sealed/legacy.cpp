@@ -37,22 +37,22 @@ Result<Memfd> UnsealLegacyToMemfd(const ByteSource& src, const SecretBuffer& dat
   }
   const uint64_t plain_size = size - kLegacyIv - kTagSize;
   Bytes scratch(std::min<uint64_t>(kStep, std::max<uint64_t>(plain_size, kTagSize)) + kLegacyIv);
-  MS_ASSIGN_OR_RETURN(auto iv, src.ReadAt(0, kLegacyIv, scratch.data()));
-  const Bytes iv_copy(iv.begin(), iv.end());
+  uint8_t iv[kLegacyIv];
+  MS_RETURN_IF_ERROR(internal::ReadPrivate(src, 0, kLegacyIv, iv, "legacy IV"));
   uint8_t tag[kTagSize];
-  MS_ASSIGN_OR_RETURN(auto tag_view, src.ReadAt(size - kTagSize, kTagSize, scratch.data()));
-  std::copy(tag_view.begin(), tag_view.end(), tag);
+  MS_RETURN_IF_ERROR(internal::ReadPrivate(src, size - kTagSize, kTagSize, tag, "legacy tag"));
 
   MS_ASSIGN_OR_RETURN(Memfd memfd, Memfd::Create("modelseal:legacy", plain_size));
   MS_ASSIGN_OR_RETURN(auto out, memfd.MapWritable());
   CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
-  if (!ctx || EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, data_key.data(),
-                                 iv_copy.data()) != 1) {
+  if (!ctx ||
+      EVP_DecryptInit_ex(ctx.get(), internal::Aes256Gcm(), nullptr, data_key.data(), iv) != 1) {
     return OpenSslError("sealed", "AES-256-GCM init");
   }
   for (uint64_t off = 0; off < plain_size; off += kStep) {
     const size_t len = static_cast<size_t>(std::min(kStep, plain_size - off));
-    auto in = src.ReadAt(kLegacyIv + off, len, scratch.data());
+    // A private copy: what is authenticated is what is decrypted.
+    auto in = internal::ReadPrivate(src, kLegacyIv + off, len, scratch.data(), "legacy object");
     int n = 0;
     if (!in.ok() || EVP_DecryptUpdate(ctx.get(), out.data() + off, &n, in->data(),
                                       static_cast<int>(len)) != 1) {
@@ -81,12 +81,13 @@ Status SealLegacy(const ByteSource& plaintext, ByteSink& out, const SecretBuffer
   uint8_t iv[kLegacyIv];
   MS_RETURN_IF_ERROR(RandomBytes(iv, sizeof(iv)));
   CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
-  if (!ctx || EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, data_key.data(), iv) != 1) {
+  if (!ctx ||
+      EVP_EncryptInit_ex(ctx.get(), internal::Aes256Gcm(), nullptr, data_key.data(), iv) != 1) {
     return OpenSslError("sealed", "AES-256-GCM init");
   }
   MS_RETURN_IF_ERROR(out.WriteAt(0, std::span(iv, kLegacyIv)));
   const uint64_t size = plaintext.size();
-  Bytes in_buf(std::min<uint64_t>(kStep, size));
+  SecretBuffer in_buf = SecretBuffer::Unlocked(std::min<uint64_t>(kStep, size));
   Bytes out_buf(in_buf.size() + kTagSize);
   for (uint64_t off = 0; off < size; off += kStep) {
     const size_t len = static_cast<size_t>(std::min(kStep, size - off));

@@ -51,7 +51,8 @@ SealedReader::~SealedReader() = default;
 
 Result<std::unique_ptr<SealedReader>> SealedReader::Open(const ByteSource& src,
                                                          const SecretBuffer& data_key) {
-  // One read of the header: a remote source pays for each round trip.
+  // The header is read once, into a private buffer, and both authenticated and
+  // parsed from that buffer.
   MS_ASSIGN_OR_RETURN(internal::RawHeader raw, internal::ReadRawHeader(src));
   Header& h = raw.header;
   const std::span<const uint8_t> bytes = raw.bytes;
@@ -67,35 +68,54 @@ Result<std::unique_ptr<SealedReader>> SealedReader::Open(const ByteSource& src,
       new SealedReader(src, std::move(h), std::move(keys.chunk_key)));
 }
 
-Status SealedReader::DecryptChunk(uint64_t index, uint8_t* out, uint8_t* scratch) const {
+Status SealedReader::DecryptChunk(uint64_t index, uint8_t* out, uint8_t* scratch,
+                                  internal::ChunkCipher& cipher) const {
+  const uint64_t n = header_.chunk_count();
   const uint32_t plain = header_.chunk_plain_size(index);
-  MS_ASSIGN_OR_RETURN(auto in, src_.ReadAt(header_.chunk_offset(index), plain + kTagSize, scratch));
-  return DecryptChunkFrom(index, in, std::span(out, plain));
+  const size_t len = plain + kTagSize;
+  MS_ASSIGN_OR_RETURN(auto in, internal::ReadChecked(src_, header_.chunk_offset(index), len,
+                                                     scratch, ChunkName(index, n)));
+  const bool last = index + 1 == n;
+  // GCM must authenticate and decrypt the same bytes: a copy in our scratch is
+  // private, and so is a stable source's view; any other view (memory that might
+  // change while it is read) is decrypted from private copies of its pieces.
+  auto ok = in.data() == scratch || src_.stable()
+                ? cipher.Decrypt(chunk_key_, index, last, in.first(plain), in.data() + plain, out)
+                : cipher.DecryptFromShared(chunk_key_, index, last, in.first(plain),
+                                           in.data() + plain, out);
+  return ChunkResult(std::move(ok), index, std::span(out, plain));
+}
+
+Status SealedReader::ChunkResult(Result<bool> authentic, uint64_t index,
+                                 std::span<uint8_t> out) const {
+  if (authentic.ok() && *authentic) return Ok{};
+  OPENSSL_cleanse(out.data(), out.size());  // garbage, or a partial decryption
+  if (!authentic.ok()) return authentic.take_error();
+  ERR_clear_error();
+  return Fail(ErrorCode::kIntegrity, "chunk-auth-failed",
+              ChunkName(index, header_.chunk_count()) + " failed authentication");
 }
 
 Status SealedReader::DecryptChunkFrom(uint64_t index, std::span<const uint8_t> sealed,
                                       std::span<uint8_t> out) const {
-  thread_local internal::ChunkCipher cipher;
   const uint64_t n = header_.chunk_count();
   if (index >= n) {
+    OPENSSL_cleanse(out.data(), out.size());
     return Fail(ErrorCode::kInvalidArgument, "out-of-range",
                 "chunk index " + std::to_string(index) + " is past the last chunk");
   }
   const uint32_t plain = header_.chunk_plain_size(index);
   if (sealed.size() != uint64_t{plain} + kTagSize || out.size() != plain) {
+    OPENSSL_cleanse(out.data(), out.size());
     return Fail(ErrorCode::kInvalidArgument, "out-of-range",
                 ChunkName(index, n) + ": sealed or output buffer has the wrong size");
   }
-  MS_ASSIGN_OR_RETURN(bool ok, cipher.Decrypt(chunk_key_, index, index + 1 == n,
-                                              sealed.first(plain), sealed.data() + plain,
-                                              out.data()));
-  if (!ok) {
-    ERR_clear_error();
-    OPENSSL_cleanse(out.data(), plain);
-    return Fail(ErrorCode::kIntegrity, "chunk-auth-failed",
-                ChunkName(index, n) + " failed authentication");
-  }
-  return Ok{};
+  internal::ChunkCipher cipher;  // its key schedule is cleansed when it goes
+  // `sealed` is the caller's memory, which might change while it is read: it is
+  // decrypted from private copies of its pieces.
+  auto ok = cipher.DecryptFromShared(chunk_key_, index, index + 1 == n, sealed.first(plain),
+                                     sealed.data() + plain, out.data());
+  return ChunkResult(std::move(ok), index, out);
 }
 
 Status SealedReader::ReadAt(uint64_t offset, std::span<uint8_t> out) const {
@@ -107,15 +127,16 @@ Status SealedReader::ReadAt(uint64_t offset, std::span<uint8_t> out) const {
   }
   if (out.empty()) return Ok{};
   const uint64_t cs = header_.chunk_size;
-  Bytes plain(cs);
-  Bytes scratch(cs + kTagSize);
+  internal::ChunkCipher cipher;
+  SecretBuffer plain = SecretBuffer::Unlocked(cs);  // wiped on every return
+  Bytes scratch(cs + kTagSize);                     // ciphertext only
   uint64_t pos = offset;
   size_t done = 0;
   while (done < out.size()) {
     const uint64_t index = pos / cs;
     const uint64_t within = pos % cs;
     const size_t take = static_cast<size_t>(std::min<uint64_t>(cs - within, out.size() - done));
-    Status s = DecryptChunk(index, plain.data(), scratch.data());
+    Status s = DecryptChunk(index, plain.data(), scratch.data(), cipher);
     if (!s.ok()) {
       OPENSSL_cleanse(out.data(), out.size());
       return s;
@@ -124,24 +145,27 @@ Status SealedReader::ReadAt(uint64_t offset, std::span<uint8_t> out) const {
     done += take;
     pos += take;
   }
-  OPENSSL_cleanse(plain.data(), plain.size());
   return Ok{};
 }
 
-Status SealedReader::DecryptChunks(
-    unsigned threads, const ProgressFn& progress,
-    const std::function<Status(uint64_t, uint8_t*, uint8_t*)>& chunk) const {
+Status SealedReader::DecryptChunks(unsigned threads, const ProgressFn& progress,
+                                   const ChunkFn& chunk) const {
   if (threads == 0) threads = DefaultThreads();
+  threads = static_cast<unsigned>(std::min<uint64_t>(threads, header_.chunk_count()));
   const uint64_t n = header_.chunk_count();
-  std::vector<Bytes> scratch(threads);
+  const uint64_t stride = uint64_t{header_.chunk_size} + kTagSize;
+  // Per worker: a cipher context and a plaintext + ciphertext buffer, all wiped
+  // and freed when this call returns.
+  std::vector<internal::ChunkCipher> ciphers(threads);
+  std::vector<SecretBuffer> scratch(threads);
   std::atomic<uint64_t> done_bytes{0};
   std::mutex progress_mu;
   const uint64_t report_every = std::max<uint64_t>(header_.plaintext_size / 200, 1);
   uint64_t next_report = report_every;  // guarded by progress_mu
   Status s = ParallelFor(n, threads, [&](uint64_t i, unsigned w) -> Status {
-    Bytes& buf = scratch[w];
-    if (buf.empty()) buf.resize(2 * (uint64_t{header_.chunk_size} + kTagSize));
-    MS_RETURN_IF_ERROR(chunk(i, buf.data(), buf.data() + header_.chunk_size + kTagSize));
+    SecretBuffer& buf = scratch[w];
+    if (buf.empty()) buf = SecretBuffer::Unlocked(2 * stride);
+    MS_RETURN_IF_ERROR(chunk(i, buf.data(), buf.data() + stride, ciphers[w]));
     const uint32_t len = header_.chunk_plain_size(i);
     const uint64_t d = done_bytes.fetch_add(len) + len;
     if (progress) {
@@ -153,7 +177,6 @@ Status SealedReader::DecryptChunks(
     }
     return Ok{};
   });
-  for (Bytes& b : scratch) OPENSSL_cleanse(b.data(), b.size());
   if (s.ok())
     Report(progress, {"unseal", header_.plaintext_size, header_.plaintext_size, "bytes", "", true});
   return s;
@@ -164,9 +187,10 @@ Status SealedReader::DecryptAll(std::span<uint8_t> out, unsigned threads,
   if (out.size() != header_.plaintext_size) {
     return Fail(ErrorCode::kInvalidArgument, "out-of-range", "output buffer has the wrong size");
   }
-  Status s =
-      DecryptChunks(threads, progress, [&](uint64_t i, uint8_t*, uint8_t* scratch) -> Status {
-        return DecryptChunk(i, out.data() + i * header_.chunk_size, scratch);
+  Status s = DecryptChunks(
+      threads, progress,
+      [&](uint64_t i, uint8_t*, uint8_t* scratch, internal::ChunkCipher& cipher) -> Status {
+        return DecryptChunk(i, out.data() + i * header_.chunk_size, scratch, cipher);
       });
   if (!s.ok()) OPENSSL_cleanse(out.data(), out.size());
   return s;
@@ -179,8 +203,9 @@ Status SealedReader::DecryptInto(Memfd& out, unsigned threads, const ProgressFn&
   // Decrypt into a cache-resident buffer, then pwrite: cheaper than faulting
   // fresh pages in through a mapping.
   return DecryptChunks(
-      threads, progress, [&](uint64_t i, uint8_t* plain, uint8_t* scratch) -> Status {
-        MS_RETURN_IF_ERROR(DecryptChunk(i, plain, scratch));
+      threads, progress,
+      [&](uint64_t i, uint8_t* plain, uint8_t* scratch, internal::ChunkCipher& cipher) -> Status {
+        MS_RETURN_IF_ERROR(DecryptChunk(i, plain, scratch, cipher));
         return out.WriteAt(i * header_.chunk_size, std::span(plain, header_.chunk_plain_size(i)));
       });
 }
@@ -210,17 +235,16 @@ Result<Memfd> UnsealToMemfd(const ByteSource& src, const SecretBuffer& data_key,
                             const UnsealOptions& options) {
   MS_ASSIGN_OR_RETURN(auto reader, SealedReader::Open(src, data_key));
   const Header& h = reader->header();
-  const std::string name =
-      "modelseal:" + (h.model.name.empty() ? std::string("model") : h.model.name);
-  MS_ASSIGN_OR_RETURN(Memfd memfd, Memfd::Create(name, h.plaintext_size));
-  Status s = reader->DecryptInto(memfd, options.threads, options.progress);
-  if (s.ok() && options.rehash) {
+  // Memfd::Create hardens the process and cuts long names. From here on, every
+  // return that does not hand the memfd out destroys it, which wipes it.
+  MS_ASSIGN_OR_RETURN(
+      Memfd memfd,
+      Memfd::Create("modelseal:" + (h.model.name.empty() ? std::string("model") : h.model.name),
+                    h.plaintext_size));
+  MS_RETURN_IF_ERROR(reader->DecryptInto(memfd, options.threads, options.progress));
+  if (options.rehash) {
     MS_ASSIGN_OR_RETURN(auto view, memfd.MapWritable());
-    s = CheckDigests(h, view);
-  }
-  if (!s.ok()) {
-    memfd.Wipe();
-    return s.take_error();
+    MS_RETURN_IF_ERROR(CheckDigests(h, view));
   }
   MS_RETURN_IF_ERROR(memfd.Seal());
   return memfd;

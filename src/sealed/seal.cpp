@@ -74,8 +74,9 @@ class SealPipeline {
     uint64_t chunks = 0;
     uint64_t plain_len = 0;
     std::span<const uint8_t> plain;
-    Bytes scratch;
-    Bytes sealed;
+    SecretBuffer
+        scratch;   // plaintext when the source copies into it; wiped on reuse and at the end
+    Bytes sealed;  // ciphertext
     bool read = false;
     uint64_t enc_claimed = 0;
     uint64_t enc_done = 0;
@@ -112,11 +113,11 @@ class SealPipeline {
     return std::nullopt;
   }
 
-  Status Execute(const Task& t) {
+  Status Execute(const Task& t, internal::ChunkCipher& cipher) {
     Slot& s = slots_[t.slot];
     switch (t.kind) {
       case Kind::kRead: {
-        if (s.scratch.size() < s.plain_len) s.scratch.resize(s.plain_len);
+        if (s.scratch.size() < s.plain_len) s.scratch = SecretBuffer::Unlocked(s.plain_len);
         MS_ASSIGN_OR_RETURN(
             s.plain, src_.ReadAt(s.first_chunk * h_.chunk_size, s.plain_len, s.scratch.data()));
         const uint64_t sealed_len = s.plain_len + s.chunks * kTagSize;
@@ -134,7 +135,6 @@ class SealPipeline {
         }
         return Ok{};
       case Kind::kEncrypt: {
-        thread_local internal::ChunkCipher cipher;
         const uint64_t index = s.first_chunk + t.chunk;
         const uint32_t len = h_.chunk_plain_size(index);
         const uint64_t in_off = t.chunk * h_.chunk_size;
@@ -203,6 +203,8 @@ class SealPipeline {
   }
 
   void Work() {
+    // This worker's cipher context: its key schedule is cleansed when Work returns.
+    internal::ChunkCipher cipher;
     std::unique_lock<std::mutex> lock(mu_);
     if (!started_) {
       started_ = true;
@@ -215,7 +217,7 @@ class SealPipeline {
         continue;
       }
       lock.unlock();
-      Status st = Execute(*t);
+      Status st = Execute(*t, cipher);
       lock.lock();
       if (!st.ok()) {
         if (!error_) error_ = st.take_error();

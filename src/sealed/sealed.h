@@ -8,13 +8,25 @@
 // truncation or extension of the object is detected, and no plaintext is returned
 // from a chunk that failed authentication.
 //
+// Reading an object that may change (a file another process rewrites or
+// truncates): every byte is read from the source once, into private memory. The
+// header is authenticated and parsed from the same private bytes; each chunk is
+// authenticated and decrypted from one private copy. A change shows as
+// header-auth-failed, chunk-auth-failed or changed-during-read, never as a header
+// field or plaintext that was not authenticated.
+//
 // Memory: sealing and unsealing use buffers bounded by a few batches of chunks,
-// independent of the model size (the unseal target itself excepted).
+// independent of the model size (the unseal target itself excepted). Buffers that
+// hold plaintext and the AES key schedules are wiped and freed when the call that
+// used them returns, on every path (docs/security.md).
 // Thread-safety: all functions may be called concurrently; a SealedReader is
 // immutable after Open and safe to share across threads.
 // Failures: every error has module "sealed" and one of these reasons:
 //   not-a-container, unsupported-version, malformed-header, truncated,
-//   header-auth-failed, chunk-auth-failed, trailing-data, bad-key, io.
+//   header-auth-failed, chunk-auth-failed, trailing-data, bad-key,
+//   changed-during-read (the source shrank or changed while it was read),
+//   out-of-range, digest-mismatch, invalid-argument;
+// errors of the ByteSource (module "io") and of the Memfd are passed on.
 #pragma once
 
 #include <array>
@@ -34,6 +46,10 @@
 #include "common/secret.h"
 
 namespace modelseal::sealed {
+
+namespace internal {
+class ChunkCipher;
+}
 
 inline constexpr uint32_t kFormatVersion = 1;
 inline constexpr uint32_t kDefaultChunkSize = 1u << 20;
@@ -128,7 +144,9 @@ class SealedReader {
   // Decrypts chunk `index` from `sealed`, its bytes as they stand in the object at
   // header().chunk_offset(index) (chunk_plain_size(index) + kTagSize bytes), into
   // `out` (chunk_plain_size(index) bytes). For callers that fetch the object
-  // themselves, e.g. to decrypt ranges of a download as they arrive. Thread-safe.
+  // themselves, e.g. to decrypt ranges of a download as they arrive. `sealed` is
+  // copied piece by piece into private memory before it is authenticated and
+  // decrypted, so it may even be memory that something else writes. Thread-safe.
   // On failure `out` is zeroed (reasons chunk-auth-failed, out-of-range).
   Status DecryptChunkFrom(uint64_t index, std::span<const uint8_t> sealed,
                           std::span<uint8_t> out) const;
@@ -142,12 +160,17 @@ class SealedReader {
   Status DecryptInto(Memfd& out, unsigned threads, const ProgressFn& progress) const;
 
  private:
-  // Runs chunk(i, plain_buf, scratch_buf) for every chunk on `threads` threads,
-  // with per-thread buffers of chunk_size + tag bytes, reporting progress.
-  Status DecryptChunks(unsigned threads, const ProgressFn& progress,
-                       const std::function<Status(uint64_t, uint8_t*, uint8_t*)>& chunk) const;
+  using ChunkFn = std::function<Status(uint64_t, uint8_t*, uint8_t*, internal::ChunkCipher&)>;
+  // Runs chunk(i, plain_buf, scratch_buf, cipher) for every chunk on `threads`
+  // threads, with per-thread buffers of chunk_size + tag bytes and a per-thread
+  // cipher context (all wiped when the call returns), reporting progress.
+  Status DecryptChunks(unsigned threads, const ProgressFn& progress, const ChunkFn& chunk) const;
   SealedReader(const ByteSource& src, Header header, SecretBuffer chunk_key);
-  Status DecryptChunk(uint64_t index, uint8_t* out, uint8_t* scratch) const;
+  // Reads chunk `index` into `scratch` (a private copy) and decrypts it into `out`.
+  Status DecryptChunk(uint64_t index, uint8_t* out, uint8_t* scratch,
+                      internal::ChunkCipher& cipher) const;
+  // Ok for an authentic chunk; otherwise wipes `out` and names the failure.
+  Status ChunkResult(Result<bool> authentic, uint64_t index, std::span<uint8_t> out) const;
 
   const ByteSource& src_;
   Header header_;
@@ -160,8 +183,10 @@ struct UnsealOptions {
   ProgressFn progress;
 };
 
-// Unseals into a new sealed memfd named after the model. Plaintext never reaches
-// a file system; on any failure the memfd is wiped and released.
+// Unseals into a new sealed memfd named "modelseal:<model name>" (cut to the
+// kernel's limit). Plaintext never reaches a file system. Creating the memfd
+// hardens the process (common/harden.h). On any failure the memfd is wiped and
+// released; the returned one wipes itself when destroyed.
 Result<Memfd> UnsealToMemfd(const ByteSource& src, const SecretBuffer& data_key,
                             const UnsealOptions& options = {});
 

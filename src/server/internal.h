@@ -1,14 +1,14 @@
 // Server internals shared by the API files; not part of the public interface.
 #pragma once
 
-#include <httplib.h>
-
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "engine/engine.h"
-#include "server/peer.h"
+#include "httpd/httpd.h"
 #include "server/server.h"
 
 namespace modelseal::server {
@@ -18,16 +18,73 @@ using nlohmann::json;
 struct Api {
   engine::Engine* engine;
   ServerOptions options;
-  PeerWatch* peers;  // cancels generations whose client hung up
 };
 
-void RegisterOllama(httplib::Server& http, Api& api);
-void RegisterOpenAi(httplib::Server& http, Api& api);
+void RegisterOllama(httpd::Router& router, Api& api);
+void RegisterOpenAi(httpd::Router& router, Api& api);
+
+// ---- errors: one mapping from Error to HTTP for both APIs ------------------------
+
+enum class Shape { kOllama, kOpenAi };
+// /v1/... speaks OpenAI; everything else Ollama.
+Shape ShapeFor(std::string_view path);
+
+// A request field that is missing or invalid: reason "invalid-field:<field>" (the
+// OpenAI "param"), kInvalidArgument.
+Error FieldError(const std::string& field, std::string message);
+
+// What an Error becomes over HTTP.
+struct HttpFailure {
+  int status = 500;
+  std::string message;
+  std::string type;   // OpenAI: invalid_request_error, not_found_error, server_error
+  std::string code;   // OpenAI: model_not_found, context_length_exceeded, ... or empty
+  std::string param;  // OpenAI: the offending field, or empty
+};
+HttpFailure FailureFor(const Error& e);
+// The body of a failure in each API's shape.
+httpd::Response FailureResponse(Shape shape, const HttpFailure& f);
+// Sends `e` as the API of `req` shapes its errors.
+void SendFailure(const httpd::Request& req, httpd::Responder& res, const Error& e);
+// The httpd renderer: front-level errors (400, 404, 405, 408, 411, 413, 431, 501, 503)
+// in the shape of the API the path belongs to.
+httpd::Response RenderHttpError(const httpd::HttpError& e, const httpd::Request& req);
+
+// ---- request validation (each returns the value or a FieldError) -----------------
+
+// The body as a JSON object, whatever the Content-Type says.
+Result<json> ParseObject(const httpd::Request& req);
+// An optional field of `obj`: nullopt when absent or null.
+const json* Field(const json& obj, const char* key);
+Result<std::optional<std::string>> OptString(const json& obj, const char* key);
+Result<std::optional<bool>> OptBool(const json& obj, const char* key);
+// An integer (JSON integer syntax only; 1.5 and 1e3 are refused) in [lo, hi].
+Result<std::optional<int64_t>> OptInteger(const json& obj, const char* key, int64_t lo, int64_t hi,
+                                          const std::string& field);
+// A finite number in [lo, hi].
+Result<std::optional<double>> OptNumber(const json& obj, const char* key, double lo, double hi,
+                                        const std::string& field);
+// A string or an array of strings.
+Result<std::vector<std::string>> StopStrings(const json& v, const std::string& field);
+
+// The registry name `requested` refers to: "tiny" and "tiny:latest" are one model, as
+// in Ollama. Fails with the engine's "model-not-found".
+Result<std::string> ResolveModel(const engine::Engine& engine, const std::string& requested);
+
+// The prompt `messages` make with the model's template, after checking that it fits
+// the model's context (reason "prompt-too-long" otherwise), so a streamed answer is
+// refused before it starts.
+Result<std::string> ChatPrompt(const engine::Engine& engine, const std::string& model,
+                               const std::vector<engine::ChatMessage>& messages);
+Status CheckPromptFits(const engine::Engine& engine, const std::string& model,
+                       const std::string& prompt);
+
+// ---- output helpers ----------------------------------------------------------------
 
 // JSON text with invalid UTF-8 replaced (model output may hold anything).
 std::string Dump(const json& j);
-// Parses the request body as a JSON object; `error` gets a message when it is not.
-bool ParseObject(const httplib::Request& req, json* out, std::string* error);
+// A number as people write it: 2, 0.5, 1e+30 (never 2.000000).
+std::string NumberText(double v);
 // "2026-11-25T20:00:00.123456Z"
 std::string Rfc3339(std::chrono::system_clock::time_point t);
 int64_t UnixSeconds(std::chrono::system_clock::time_point t);
@@ -35,7 +92,7 @@ int64_t UnixSeconds(std::chrono::system_clock::time_point t);
 std::string ParameterSize(uint64_t n);
 // The modelseal facts shown with each model in every API.
 json ModelsealFacts(const engine::ModelInfo& m);
-// Validates that `v` is a string or an array of strings; appends to `out`.
-bool StopStrings(const json& v, std::vector<std::string>* out);
+// A 200 JSON answer.
+httpd::Response JsonResponse(const json& j);
 
 }  // namespace modelseal::server

@@ -1,5 +1,8 @@
 // The Ollama-compatible API (https://github.com/ollama/ollama/blob/main/docs/api.md):
 // the subset a chat client needs. Errors are {"error": "..."} with 400/404/500.
+// Fields are checked against the types Ollama documents; every number is range-checked
+// before it is converted.
+#include <climits>
 #include <memory>
 
 #include "server/internal.h"
@@ -12,27 +15,6 @@ using engine::ChatMessage;
 using engine::GenerateStats;
 using engine::ModelInfo;
 using engine::SamplingOptions;
-
-void Fail(httplib::Response& res, int status, const std::string& message) {
-  res.status = status;
-  res.set_content(Dump(json{{"error", message}}), "application/json");
-}
-
-int StatusFor(const Error& e) {
-  switch (e.code) {
-    case ErrorCode::kNotFound:
-      return 404;
-    case ErrorCode::kInvalidArgument:
-    case ErrorCode::kUnsupported:
-      return 400;
-    default:
-      return 500;
-  }
-}
-
-std::string NotFound(const std::string& model) {
-  return "model '" + model + "' not found";
-}
 
 json Details(const ModelInfo& m) {
   return {{"parent_model", ""},
@@ -53,97 +35,161 @@ json TagEntry(const ModelInfo& m) {
           {"modelseal", ModelsealFacts(m)}};
 }
 
-// The model name of a request ("model", or the older "name"); empty when missing.
-bool ModelName(const json& body, std::string* name, std::string* error) {
-  const json* v = body.contains("model")  ? &body["model"]
-                  : body.contains("name") ? &body["name"]
-                                          : nullptr;
-  if (!v || (v->is_string() && v->get<std::string>().empty())) {
-    *error = "model is required";
-    return false;
+// The model name of a request ("model", or the older "name").
+Result<std::string> ModelName(const json& body) {
+  const json* v = Field(body, "model");
+  if (v == nullptr) v = Field(body, "name");
+  if (v == nullptr || (v->is_string() && v->get<std::string>().empty())) {
+    return FieldError("model", "model is required");
   }
-  if (!v->is_string()) {
-    *error = "model must be a string";
-    return false;
-  }
-  *name = v->get<std::string>();
-  return true;
+  if (!v->is_string()) return FieldError("model", "model must be a string");
+  return v->get<std::string>();
 }
 
-bool Options(const json& body, SamplingOptions* s, std::string* error) {
-  s->temperature = 0.8f;
-  s->top_k = 40;
-  s->top_p = 0.9f;
-  s->min_p = 0.0f;
-  if (!body.contains("options") || body["options"].is_null()) return true;
-  const json& o = body["options"];
-  if (!o.is_object()) {
-    *error = "options must be an object";
-    return false;
+// The registry name for `requested`, or Ollama's 404.
+Result<std::string> Resolve(const engine::Engine& eng, const std::string& requested) {
+  auto r = ResolveModel(eng, requested);
+  if (!r.ok()) {
+    return MakeError(ErrorCode::kNotFound, "server", "model-not-found",
+                     "model '" + requested + "' not found");
   }
-  const auto number = [&](const char* key, auto* out) {
-    if (!o.contains(key) || o[key].is_null()) return true;
-    if (!o[key].is_number()) {
-      *error = std::string("option ") + key + " must be a number";
-      return false;
+  return r;
+}
+
+Status ArrayOfStrings(const json& body, const char* key) {
+  const json* v = Field(body, key);
+  if (v == nullptr) return Ok{};
+  if (v->is_array()) {
+    bool all = true;
+    for (const auto& s : *v) all = all && s.is_string();
+    if (all) return Ok{};
+  }
+  return FieldError(key, std::string(key) + " must be an array of strings");
+}
+
+// The top-level fields Ollama documents that modelseal accepts but does not act on
+// (or acts on elsewhere), checked for their documented types.
+Status CheckTopLevel(const json& b, bool chat) {
+  if (const json* f = Field(b, "format"); f != nullptr && !f->is_string() && !f->is_object()) {
+    return FieldError("format", "format must be \"json\" or a JSON schema object");
+  }
+  if (const json* k = Field(b, "keep_alive"); k != nullptr && !k->is_string() && !k->is_number()) {
+    return FieldError("keep_alive", "keep_alive must be a duration string or a number of seconds");
+  }
+  if (const json* t = Field(b, "think"); t != nullptr && !t->is_boolean() && !t->is_string()) {
+    return FieldError("think",
+                      "think must be true, false or a level (\"low\", \"medium\", \"high\")");
+  }
+  MS_RETURN_IF_ERROR(OptBool(b, "stream"));
+  if (chat) {
+    if (const json* t = Field(b, "tools"); t != nullptr && !t->is_array()) {
+      return FieldError("tools", "tools must be an array");
     }
-    *out = o[key].get<std::remove_pointer_t<decltype(out)>>();
-    return true;
+    return Ok{};
+  }
+  for (const char* key : {"prompt", "suffix", "system", "template"}) {
+    MS_RETURN_IF_ERROR(OptString(b, key));
+  }
+  MS_RETURN_IF_ERROR(OptBool(b, "raw"));
+  MS_RETURN_IF_ERROR(ArrayOfStrings(b, "images"));
+  if (const json* c = Field(b, "context"); c != nullptr) {
+    bool ok = c->is_array();
+    for (const auto& t : ok ? *c : json::array()) ok = ok && t.is_number_integer();
+    if (!ok) return FieldError("context", "context must be an array of integers");
+  }
+  if (const json* im = Field(b, "images"); im != nullptr && !im->empty()) {
+    return MakeError(ErrorCode::kUnsupported, "server", "images-unsupported",
+                     "images are not supported by modelseal's models");
+  }
+  return Ok{};
+}
+
+Result<SamplingOptions> Options(const json& body) {
+  SamplingOptions s;
+  s.temperature = 0.8f;
+  s.top_k = 40;
+  s.top_p = 0.9f;
+  s.min_p = 0.0f;
+  const json* o = Field(body, "options");
+  if (o == nullptr) return s;
+  if (!o->is_object()) return FieldError("options", "options must be an object");
+  const auto name = [](const char* key) { return std::string("option ") + key; };
+  constexpr double kFloatMax = 3.0e38;
+  const struct {
+    const char* key;
+    double lo, hi;
+    float* out;
+  } floats[] = {
+      {"temperature", 0, kFloatMax, &s.temperature},
+      {"top_p", 0, 1, &s.top_p},
+      {"min_p", 0, 1, &s.min_p},
+      {"repeat_penalty", 0, kFloatMax, &s.repeat_penalty},
+      {"typical_p", 0, 1, nullptr},
+      {"presence_penalty", -kFloatMax, kFloatMax, nullptr},
+      {"frequency_penalty", -kFloatMax, kFloatMax, nullptr},
+      {"mirostat_tau", -kFloatMax, kFloatMax, nullptr},
+      {"mirostat_eta", -kFloatMax, kFloatMax, nullptr},
+      {"tfs_z", -kFloatMax, kFloatMax, nullptr},
   };
-  int64_t seed = -1, num_predict = -1;
-  if (!number("temperature", &s->temperature) || !number("top_p", &s->top_p) ||
-      !number("top_k", &s->top_k) || !number("min_p", &s->min_p) ||
-      !number("repeat_penalty", &s->repeat_penalty) || !number("seed", &seed) ||
-      !number("num_predict", &num_predict)) {
-    return false;
+  for (const auto& f : floats) {
+    MS_ASSIGN_OR_RETURN(const auto v, OptNumber(*o, f.key, f.lo, f.hi, name(f.key)));
+    if (v && f.out != nullptr) *f.out = static_cast<float>(*v);
   }
-  if (o.contains("seed") && o["seed"].is_number()) s->seed = static_cast<uint32_t>(seed);
-  s->max_tokens = num_predict < 0 ? -1 : static_cast<int>(std::min<int64_t>(num_predict, 1 << 30));
-  if (o.contains("stop") && !StopStrings(o["stop"], &s->stop)) {
-    *error = "option stop must be a string or an array of strings";
-    return false;
+  MS_ASSIGN_OR_RETURN(const auto top_k, OptInteger(*o, "top_k", INT_MIN, INT_MAX, name("top_k")));
+  if (top_k) s.top_k = static_cast<int>(*top_k);
+  MS_ASSIGN_OR_RETURN(const auto seed, OptInteger(*o, "seed", INT64_MIN, INT64_MAX, name("seed")));
+  if (seed && *seed >= 0) s.seed = static_cast<uint32_t>(*seed);  // negative: random
+  MS_ASSIGN_OR_RETURN(const auto num_predict,
+                      OptInteger(*o, "num_predict", INT64_MIN, INT64_MAX, name("num_predict")));
+  if (num_predict) {
+    s.max_tokens =
+        *num_predict < 0 ? -1 : static_cast<int>(std::min<int64_t>(*num_predict, 1 << 30));
   }
-  return true;
+  for (const char* key : {"num_ctx", "num_keep", "repeat_last_n", "num_batch", "num_gpu",
+                          "main_gpu", "num_thread", "mirostat"}) {
+    MS_RETURN_IF_ERROR(OptInteger(*o, key, INT_MIN, INT_MAX, name(key)));
+  }
+  for (const char* key :
+       {"numa", "use_mmap", "use_mlock", "low_vram", "vocab_only", "penalize_newline"}) {
+    MS_RETURN_IF_ERROR(OptBool(*o, key));
+  }
+  if (const json* stop = Field(*o, "stop"); stop != nullptr) {
+    MS_ASSIGN_OR_RETURN(s.stop, StopStrings(*stop, name("stop")));
+  }
+  return s;
 }
 
-bool Stream(const json& body, bool* stream, std::string* error) {
-  *stream = true;
-  if (!body.contains("stream") || body["stream"].is_null()) return true;
-  if (!body["stream"].is_boolean()) {
-    *error = "stream must be true or false";
-    return false;
-  }
-  *stream = body["stream"].get<bool>();
-  return true;
-}
-
-bool Messages(const json& body, std::vector<ChatMessage>* out, std::string* error) {
-  if (!body.contains("messages") || body["messages"].is_null()) return true;
-  if (!body["messages"].is_array()) {
-    *error = "messages must be an array";
-    return false;
-  }
-  for (const auto& m : body["messages"]) {
+Result<std::vector<ChatMessage>> Messages(const json& body) {
+  std::vector<ChatMessage> out;
+  const json* ms = Field(body, "messages");
+  if (ms == nullptr) return out;
+  if (!ms->is_array()) return FieldError("messages", "messages must be an array");
+  for (const auto& m : *ms) {
     if (!m.is_object() || !m.contains("role") || !m["role"].is_string()) {
-      *error = "each message needs a role";
-      return false;
+      return FieldError("messages", "each message needs a role");
     }
     const std::string role = m["role"].get<std::string>();
     if (role != "system" && role != "user" && role != "assistant" && role != "tool") {
-      *error = "invalid role '" + role + "': use system, user, assistant or tool";
-      return false;
+      return FieldError("messages",
+                        "invalid role '" + role + "': use system, user, assistant or tool");
     }
-    std::string content;
-    if (m.contains("content") && !m["content"].is_null()) {
-      if (!m["content"].is_string()) {
-        *error = "message content must be a string";
-        return false;
-      }
-      content = m["content"].get<std::string>();
+    MS_ASSIGN_OR_RETURN(const auto content, OptString(m, "content"));
+    if (!content && m.contains("content") && !m["content"].is_null()) {
+      return FieldError("messages", "message content must be a string");
     }
-    out->push_back({role, std::move(content)});
+    MS_RETURN_IF_ERROR(OptString(m, "thinking"));
+    MS_RETURN_IF_ERROR(OptString(m, "tool_name"));
+    MS_RETURN_IF_ERROR(ArrayOfStrings(m, "images"));
+    if (const json* tc = Field(m, "tool_calls"); tc != nullptr && !tc->is_array()) {
+      return FieldError("messages", "tool_calls must be an array");
+    }
+    if (const json* im = Field(m, "images"); im != nullptr && !im->empty()) {
+      return MakeError(ErrorCode::kUnsupported, "server", "images-unsupported",
+                       "images are not supported by modelseal's models");
+    }
+    out.push_back({role, content.value_or("")});
   }
-  return true;
+  return out;
 }
 
 void AddTimings(json* j, const GenerateStats& st) {
@@ -157,20 +203,15 @@ void AddTimings(json* j, const GenerateStats& st) {
   (*j)["eval_duration"] = ns(st.generation_seconds);
 }
 
-// One generation request, run by a handler (or its streaming provider).
+// One generation request: the prompt is final (templated for a chat) and known to fit.
 struct Job {
-  engine::Engine* engine;
-  PeerWatch* peers = nullptr;
-  int socket = -1;                // the client's connection, watched while generating
-  std::atomic<bool> gone{false};  // set when the client hangs up
-  std::string model;
+  std::string model;     // as the client named it (echoed back)
+  std::string resolved;  // the registry name
   bool chat = true;
-  bool raw = false;
-  std::vector<ChatMessage> messages;
   std::string prompt;
   SamplingOptions sampling;
 
-  json Chunk(const std::string& piece, bool done) const {
+  json Chunk(std::string_view piece, bool done) const {
     json j = {{"model", model}, {"created_at", Rfc3339(std::chrono::system_clock::now())}};
     if (chat) {
       j["message"] = {{"role", "assistant"}, {"content", piece}};
@@ -180,67 +221,105 @@ struct Job {
     j["done"] = done;
     return j;
   }
-
-  Result<GenerateStats> Run(const engine::TokenFn& fn) {
-    const auto watch = peers->Watch(socket, &gone);
-    if (raw) return engine->Complete(model, prompt, sampling, fn, &gone);
-    return engine->Chat(model, messages, sampling, fn, &gone);
-  }
 };
 
-void Generate(const std::shared_ptr<Job>& job, bool stream, const httplib::Request& req,
-              httplib::Response& res) {
-  job->socket = RequestSocket(req);
+void Generate(engine::Engine& eng, const Job& job, bool stream, httpd::Request& req,
+              httpd::Responder& res) {
+  const std::atomic<bool>* cancel = &req.client_gone();
   if (!stream) {
     std::string text;
-    auto r = job->Run([&](std::string_view piece) {
-      text.append(piece);
-      return true;
-    });
-    if (!r.ok()) return Fail(res, StatusFor(r.error()), r.error().message);
-    json j = job->Chunk(text, true);
+    auto r = eng.Complete(
+        job.resolved, job.prompt, job.sampling,
+        [&](std::string_view piece) {
+          text.append(piece);
+          return true;
+        },
+        cancel);
+    if (!r.ok()) return SendFailure(req, res, r.error());
+    json j = job.Chunk(text, true);
     AddTimings(&j, *r);
-    res.set_content(Dump(j), "application/json");
+    res.Send(JsonResponse(j));
     return;
   }
-  res.set_chunked_content_provider(
-      "application/x-ndjson", [job](size_t /*offset*/, httplib::DataSink& sink) {
-        const auto write = [&](const json& j) {
-          const std::string line = Dump(j) + "\n";
-          return sink.write(line.data(), line.size());
-        };
-        auto r = job->Run(
-            [&](std::string_view piece) { return write(job->Chunk(std::string(piece), false)); });
-        if (!r.ok()) {
-          write(json{{"error", r.error().message}});
-        } else if (r->finish_reason != "cancelled") {
-          json j = job->Chunk("", true);
-          AddTimings(&j, *r);
-          write(j);
-        }
-        sink.done();
-        return true;
-      });
+  if (!res.BeginStream(200, "application/x-ndjson")) return;
+  const auto write = [&](const json& j) { return res.Write(Dump(j) + "\n"); };
+  auto r = eng.Complete(
+      job.resolved, job.prompt, job.sampling,
+      [&](std::string_view piece) { return write(job.Chunk(piece, false)); }, cancel);
+  if (!r.ok()) {
+    write(json{{"error", r.error().message}});
+  } else if (r->finish_reason != "cancelled") {
+    json j = job.Chunk("", true);
+    AddTimings(&j, *r);
+    write(j);
+  }
+  res.End();
+}
+
+// The answer to a request with nothing to generate: Ollama loads the model and says so.
+httpd::Response Loaded(const Job& job) {
+  json j = job.Chunk("", true);
+  j["done_reason"] = "load";
+  return JsonResponse(j);
+}
+
+Result<Job> ParseChat(const engine::Engine& eng, const json& body, bool* stream) {
+  Job job;
+  MS_ASSIGN_OR_RETURN(job.model, ModelName(body));
+  MS_ASSIGN_OR_RETURN(const auto messages, Messages(body));
+  MS_ASSIGN_OR_RETURN(job.sampling, Options(body));
+  MS_RETURN_IF_ERROR(CheckTopLevel(body, true));
+  MS_ASSIGN_OR_RETURN(const auto s, OptBool(body, "stream"));
+  *stream = s.value_or(true);
+  MS_ASSIGN_OR_RETURN(job.resolved, Resolve(eng, job.model));
+  if (!messages.empty()) {
+    MS_ASSIGN_OR_RETURN(job.prompt, ChatPrompt(eng, job.resolved, messages));
+  }
+  return job;
+}
+
+Result<Job> ParseGenerate(const engine::Engine& eng, const json& body, bool* stream) {
+  Job job;
+  job.chat = false;
+  MS_ASSIGN_OR_RETURN(job.model, ModelName(body));
+  MS_ASSIGN_OR_RETURN(job.sampling, Options(body));
+  MS_RETURN_IF_ERROR(CheckTopLevel(body, false));
+  MS_ASSIGN_OR_RETURN(const auto s, OptBool(body, "stream"));
+  *stream = s.value_or(true);
+  MS_ASSIGN_OR_RETURN(job.resolved, Resolve(eng, job.model));
+  MS_ASSIGN_OR_RETURN(const auto prompt, OptString(body, "prompt"));
+  MS_ASSIGN_OR_RETURN(const auto raw, OptBool(body, "raw"));
+  MS_ASSIGN_OR_RETURN(const auto system, OptString(body, "system"));
+  if (prompt.value_or("").empty()) return job;  // only loads the model
+  if (raw.value_or(false)) {
+    job.prompt = *prompt;
+    MS_RETURN_IF_ERROR(CheckPromptFits(eng, job.resolved, job.prompt));
+    return job;
+  }
+  std::vector<ChatMessage> messages;
+  if (!system.value_or("").empty()) messages.push_back({"system", *system});
+  messages.push_back({"user", *prompt});
+  MS_ASSIGN_OR_RETURN(job.prompt, ChatPrompt(eng, job.resolved, messages));
+  return job;
 }
 
 }  // namespace
 
-void RegisterOllama(httplib::Server& http, Api& api) {
+void RegisterOllama(httpd::Router& router, Api& api) {
   engine::Engine* eng = api.engine;
-  PeerWatch* peers = api.peers;
   const std::string version = api.options.version;
 
-  http.Get("/api/version", [version](const httplib::Request&, httplib::Response& res) {
-    res.set_content(Dump(json{{"version", version}}), "application/json");
+  router.Get("/api/version", [version](httpd::Request&, httpd::Responder& res) {
+    res.Send(JsonResponse(json{{"version", version}}));
   });
 
-  http.Get("/api/tags", [eng](const httplib::Request&, httplib::Response& res) {
+  router.Get("/api/tags", [eng](httpd::Request&, httpd::Responder& res) {
     json models = json::array();
     for (const auto& m : eng->List()) models.push_back(TagEntry(m));
-    res.set_content(Dump(json{{"models", models}}), "application/json");
+    res.Send(JsonResponse(json{{"models", models}}));
   });
 
-  http.Get("/api/ps", [eng](const httplib::Request&, httplib::Response& res) {
+  router.Get("/api/ps", [eng](httpd::Request&, httpd::Responder& res) {
     json models = json::array();
     for (const auto& m : eng->List()) {
       json e = TagEntry(m);
@@ -257,16 +336,18 @@ void RegisterOllama(httplib::Server& http, Api& api) {
                      {"completed_requests", c.completed},
                      {"cancelled_requests", c.cancelled},
                      {"failed_requests", c.failed}};
-    res.set_content(Dump(json{{"models", models}, {"modelseal", counters}}), "application/json");
+    res.Send(JsonResponse(json{{"models", models}, {"modelseal", counters}}));
   });
 
-  http.Post("/api/show", [eng](const httplib::Request& req, httplib::Response& res) {
-    json body;
-    std::string error, name;
-    if (!ParseObject(req, &body, &error) || !ModelName(body, &name, &error))
-      return Fail(res, 400, error);
-    auto m = eng->Get(name);
-    if (!m.ok()) return Fail(res, 404, NotFound(name));
+  router.Post("/api/show", [eng](httpd::Request& req, httpd::Responder& res) {
+    auto body = ParseObject(req);
+    if (!body.ok()) return SendFailure(req, res, body.error());
+    auto name = ModelName(*body);
+    if (!name.ok()) return SendFailure(req, res, name.error());
+    auto resolved = Resolve(*eng, *name);
+    if (!resolved.ok()) return SendFailure(req, res, resolved.error());
+    auto m = eng->Get(*resolved);
+    if (!m.ok()) return SendFailure(req, res, m.error());
     const std::string arch = m->architecture;
     json info = {{"general.architecture", arch},
                  {"general.parameter_count", m->n_params},
@@ -280,77 +361,39 @@ void RegisterOllama(httplib::Server& http, Api& api) {
               {"capabilities", json::array({"completion"})},
               {"modified_at", Rfc3339(m->loaded_at)},
               {"modelseal", ModelsealFacts(*m)}};
-    res.set_content(Dump(j), "application/json");
+    res.Send(JsonResponse(j));
   });
 
-  http.Delete("/api/delete", [eng](const httplib::Request& req, httplib::Response& res) {
-    json body;
-    std::string error, name;
-    if (!ParseObject(req, &body, &error) || !ModelName(body, &name, &error))
-      return Fail(res, 400, error);
-    auto st = eng->Unload(name);
-    if (!st.ok()) return Fail(res, StatusFor(st.error()), NotFound(name));
-    res.status = 200;
+  router.Delete("/api/delete", [eng](httpd::Request& req, httpd::Responder& res) {
+    auto body = ParseObject(req);
+    if (!body.ok()) return SendFailure(req, res, body.error());
+    auto name = ModelName(*body);
+    if (!name.ok()) return SendFailure(req, res, name.error());
+    auto resolved = Resolve(*eng, *name);
+    if (!resolved.ok()) return SendFailure(req, res, resolved.error());
+    auto st = eng->Unload(*resolved);
+    if (!st.ok()) return SendFailure(req, res, st.error());
+    res.Send({200, "", "", {}});
   });
 
-  http.Post("/api/chat", [eng, peers](const httplib::Request& req, httplib::Response& res) {
-    json body;
-    std::string error;
-    auto job = std::make_shared<Job>();
-    job->engine = eng;
-    job->peers = peers;
+  router.Post("/api/chat", [eng](httpd::Request& req, httpd::Responder& res) {
+    auto body = ParseObject(req);
+    if (!body.ok()) return SendFailure(req, res, body.error());
     bool stream = true;
-    if (!ParseObject(req, &body, &error) || !ModelName(body, &job->model, &error) ||
-        !Messages(body, &job->messages, &error) || !Options(body, &job->sampling, &error) ||
-        !Stream(body, &stream, &error)) {
-      return Fail(res, 400, error);
-    }
-    if (!eng->Get(job->model).ok()) return Fail(res, 404, NotFound(job->model));
-    if (job->messages.empty()) {  // Ollama: an empty chat only loads the model
-      json j = job->Chunk("", true);
-      j["done_reason"] = "load";
-      return res.set_content(Dump(j), "application/json");
-    }
-    Generate(job, stream, req, res);
+    auto job = ParseChat(*eng, *body, &stream);
+    if (!job.ok()) return SendFailure(req, res, job.error());
+    if (job->prompt.empty()) return static_cast<void>(res.Send(Loaded(*job)));
+    Generate(*eng, *job, stream, req, res);
   });
 
-  http.Post("/api/generate", [eng, peers](const httplib::Request& req, httplib::Response& res) {
-    json body;
-    std::string error;
-    auto job = std::make_shared<Job>();
-    job->engine = eng;
-    job->peers = peers;
-    job->chat = false;
+  router.Post("/api/generate", [eng](httpd::Request& req, httpd::Responder& res) {
+    auto body = ParseObject(req);
+    if (!body.ok()) return SendFailure(req, res, body.error());
     bool stream = true;
-    if (!ParseObject(req, &body, &error) || !ModelName(body, &job->model, &error) ||
-        !Options(body, &job->sampling, &error) || !Stream(body, &stream, &error)) {
-      return Fail(res, 400, error);
-    }
-    for (const char* key : {"prompt", "system"}) {
-      if (body.contains(key) && !body[key].is_null() && !body[key].is_string()) {
-        return Fail(res, 400, std::string(key) + " must be a string");
-      }
-    }
-    if (body.contains("raw") && !body["raw"].is_null() && !body["raw"].is_boolean()) {
-      return Fail(res, 400, "raw must be true or false");
-    }
-    if (!eng->Get(job->model).ok()) return Fail(res, 404, NotFound(job->model));
-    job->prompt =
-        body.value("prompt", json("")).is_string() ? body.value("prompt", std::string()) : "";
-    job->raw = body.value("raw", json(false)).is_boolean() && body.value("raw", false);
-    if (job->prompt.empty()) {  // Ollama: an empty prompt only loads the model
-      json j = job->Chunk("", true);
-      j["done_reason"] = "load";
-      return res.set_content(Dump(j), "application/json");
-    }
-    if (!job->raw) {
-      const std::string system = body.contains("system") && body["system"].is_string()
-                                     ? body["system"].get<std::string>()
-                                     : "";
-      if (!system.empty()) job->messages.push_back({"system", system});
-      job->messages.push_back({"user", job->prompt});
-    }
-    Generate(job, stream, req, res);
+    auto job = ParseGenerate(*eng, *body, &stream);
+    if (!job.ok()) return SendFailure(req, res, job.error());
+    if (job->prompt.empty()) return static_cast<void>(res.Send(Loaded(*job)));
+    Generate(*eng, *job, stream, req, res);
   });
 }
 

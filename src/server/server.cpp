@@ -1,8 +1,11 @@
-// Server: the HTTP listener, shared JSON helpers and the error pages.
+// Server: the httpd front, shared JSON helpers and the one Error -> HTTP mapping.
 #include <cinttypes>
+#include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
-#include <thread>
+#include <limits>
+#include <mutex>
 
 #include "server/internal.h"
 
@@ -11,32 +14,219 @@ namespace modelseal::server {
 namespace {
 
 constexpr char kModule[] = "server";
-
-bool IsOpenAiPath(const std::string& path) {
-  return path.rfind("/v1/", 0) == 0;
-}
+constexpr char kFieldPrefix[] = "invalid-field:";
 
 }  // namespace
+
+// ---- errors ----------------------------------------------------------------------
+
+Shape ShapeFor(std::string_view path) {
+  return path.rfind("/v1/", 0) == 0 ? Shape::kOpenAi : Shape::kOllama;
+}
+
+Error FieldError(const std::string& field, std::string message) {
+  return MakeError(ErrorCode::kInvalidArgument, kModule, kFieldPrefix + field, std::move(message));
+}
+
+HttpFailure FailureFor(const Error& e) {
+  HttpFailure f;
+  f.message = e.message;
+  if (e.reason.rfind(kFieldPrefix, 0) == 0) f.param = e.reason.substr(sizeof(kFieldPrefix) - 1);
+  switch (e.code) {
+    case ErrorCode::kInvalidArgument:
+    case ErrorCode::kUnsupported:
+      f.status = 400;
+      f.type = "invalid_request_error";
+      break;
+    case ErrorCode::kNotFound:
+      f.status = 404;
+      f.type = "invalid_request_error";
+      break;
+    case ErrorCode::kUnavailable:
+      f.status = 503;
+      f.type = "server_error";
+      break;
+    default:
+      f.status = 500;
+      f.type = "server_error";
+      break;
+  }
+  if (e.reason == "model-not-found") {
+    f.code = "model_not_found";
+    f.param = "model";
+  } else if (e.reason == "prompt-too-long") {
+    f.code = "context_length_exceeded";
+    f.param = "messages";
+  } else if (f.status >= 500) {
+    f.code = e.reason;
+  }
+  return f;
+}
+
+httpd::Response FailureResponse(Shape shape, const HttpFailure& f) {
+  json body;
+  if (shape == Shape::kOpenAi) {
+    body = {{"error",
+             {{"message", f.message},
+              {"type", f.type.empty() ? "invalid_request_error" : f.type},
+              {"param", f.param.empty() ? json(nullptr) : json(f.param)},
+              {"code", f.code.empty() ? json(nullptr) : json(f.code)}}}};
+  } else {
+    body = {{"error", f.message}};
+  }
+  httpd::Response r;
+  r.status = f.status;
+  r.content_type = "application/json";
+  r.body = Dump(body);
+  return r;
+}
+
+void SendFailure(const httpd::Request& req, httpd::Responder& res, const Error& e) {
+  res.Send(FailureResponse(ShapeFor(req.path), FailureFor(e)));
+}
+
+httpd::Response RenderHttpError(const httpd::HttpError& e, const httpd::Request& req) {
+  HttpFailure f;
+  f.status = e.status;
+  f.message = e.message;
+  f.type = e.status >= 500 ? "server_error" : "invalid_request_error";
+  f.code = !e.code.empty() ? e.code : e.status == 413 ? "request_too_large" : "";
+  return FailureResponse(ShapeFor(req.path), f);
+}
+
+// ---- validation ------------------------------------------------------------------
+
+Result<json> ParseObject(const httpd::Request& req) {
+  const auto bad = [](const char* message) {
+    return MakeError(ErrorCode::kInvalidArgument, kModule, "invalid-json", message);
+  };
+  if (req.body.empty()) return bad("request body is empty: expected a JSON object");
+  json j = json::parse(req.body, nullptr, false);
+  if (j.is_discarded()) return bad("request body is not valid JSON");
+  if (!j.is_object()) return bad("request body must be a JSON object");
+  return j;
+}
+
+const json* Field(const json& obj, const char* key) {
+  const auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+Result<std::optional<std::string>> OptString(const json& obj, const char* key) {
+  const json* v = Field(obj, key);
+  if (v == nullptr) return std::optional<std::string>();
+  if (!v->is_string()) return FieldError(key, std::string(key) + " must be a string");
+  return std::optional<std::string>(v->get<std::string>());
+}
+
+Result<std::optional<bool>> OptBool(const json& obj, const char* key) {
+  const json* v = Field(obj, key);
+  if (v == nullptr) return std::optional<bool>();
+  if (!v->is_boolean()) return FieldError(key, std::string(key) + " must be true or false");
+  return std::optional<bool>(v->get<bool>());
+}
+
+Result<std::optional<int64_t>> OptInteger(const json& obj, const char* key, int64_t lo, int64_t hi,
+                                          const std::string& field) {
+  const json* v = Field(obj, key);
+  if (v == nullptr) return std::optional<int64_t>();
+  const std::string range = " (from " + std::to_string(lo) + " to " + std::to_string(hi) + ")";
+  if (v->is_number_unsigned()) {
+    const uint64_t u = v->get<uint64_t>();
+    // (nlohmann/json reads every non-negative integer as unsigned)
+    if (u > static_cast<uint64_t>(hi) || (lo > 0 && u < static_cast<uint64_t>(lo))) {
+      return FieldError(field, field + " is out of range" + range);
+    }
+    return std::optional<int64_t>(static_cast<int64_t>(u));
+  }
+  if (v->is_number_integer()) {
+    const int64_t i = v->get<int64_t>();
+    if (i < lo || i > hi) return FieldError(field, field + " is out of range" + range);
+    return std::optional<int64_t>(i);
+  }
+  if (v->is_number()) {
+    return FieldError(field, field + " must be an integer, not " + v->dump());
+  }
+  return FieldError(field, field + " must be an integer");
+}
+
+Result<std::optional<double>> OptNumber(const json& obj, const char* key, double lo, double hi,
+                                        const std::string& field) {
+  const json* v = Field(obj, key);
+  if (v == nullptr) return std::optional<double>();
+  if (!v->is_number()) return FieldError(field, field + " must be a number");
+  const double d = v->get<double>();
+  if (!std::isfinite(d) || d < lo || d > hi) {
+    return FieldError(field, field + " must be between " + NumberText(lo) + " and " +
+                                 NumberText(hi) + ", not " + v->dump());
+  }
+  return std::optional<double>(d);
+}
+
+Result<std::vector<std::string>> StopStrings(const json& v, const std::string& field) {
+  std::vector<std::string> out;
+  if (v.is_null()) return out;
+  if (v.is_string()) {
+    out.push_back(v.get<std::string>());
+    return out;
+  }
+  if (v.is_array()) {
+    for (const auto& s : v) {
+      if (!s.is_string()) break;
+      out.push_back(s.get<std::string>());
+    }
+    if (out.size() == v.size()) return out;
+  }
+  return FieldError(field, field + " must be a string or an array of strings");
+}
+
+Result<std::string> ResolveModel(const engine::Engine& engine, const std::string& requested) {
+  auto found = engine.Get(requested);
+  if (found.ok()) return requested;
+  constexpr std::string_view kLatest = ":latest";
+  std::string alt;
+  if (requested.size() > kLatest.size() &&
+      requested.compare(requested.size() - kLatest.size(), kLatest.size(), kLatest) == 0) {
+    alt = requested.substr(0, requested.size() - kLatest.size());
+  } else if (requested.find(':') == std::string::npos) {
+    alt = requested + std::string(kLatest);
+  }
+  if (!alt.empty() && engine.Get(alt).ok()) return alt;
+  return found.take_error();
+}
+
+Status CheckPromptFits(const engine::Engine& engine, const std::string& model,
+                       const std::string& prompt) {
+  MS_ASSIGN_OR_RETURN(const engine::ModelInfo info, engine.Get(model));
+  MS_ASSIGN_OR_RETURN(const int tokens, engine.CountTokens(model, prompt));
+  if (tokens >= static_cast<int>(info.context_length)) {
+    return MakeError(ErrorCode::kInvalidArgument, kModule, "prompt-too-long",
+                     "This model's maximum context length is " +
+                         std::to_string(info.context_length) + " tokens. However, your prompt " +
+                         "resulted in " + std::to_string(tokens) + " tokens.");
+  }
+  return Ok{};
+}
+
+Result<std::string> ChatPrompt(const engine::Engine& engine, const std::string& model,
+                               const std::vector<engine::ChatMessage>& messages) {
+  MS_ASSIGN_OR_RETURN(std::string prompt, engine.ApplyTemplate(model, messages));
+  MS_RETURN_IF_ERROR(CheckPromptFits(engine, model, prompt));
+  return prompt;
+}
+
+// ---- output ----------------------------------------------------------------------
 
 std::string Dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-bool ParseObject(const httplib::Request& req, json* out, std::string* error) {
-  if (req.body.empty()) {
-    *error = "request body is empty: expected a JSON object";
-    return false;
+std::string NumberText(double v) {
+  if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 1e15) {
+    return std::to_string(static_cast<int64_t>(v));
   }
-  *out = json::parse(req.body, nullptr, false);
-  if (out->is_discarded()) {
-    *error = "request body is not valid JSON";
-    return false;
-  }
-  if (!out->is_object()) {
-    *error = "request body must be a JSON object";
-    return false;
-  }
-  return true;
+  return json(v).dump();
 }
 
 std::string Rfc3339(std::chrono::system_clock::time_point t) {
@@ -83,106 +273,46 @@ json ModelsealFacts(const engine::ModelInfo& m) {
   };
 }
 
-bool StopStrings(const json& v, std::vector<std::string>* out) {
-  if (v.is_null()) return true;
-  if (v.is_string()) {
-    out->push_back(v.get<std::string>());
-    return true;
-  }
-  if (!v.is_array()) return false;
-  for (const auto& s : v) {
-    if (!s.is_string()) return false;
-    out->push_back(s.get<std::string>());
-  }
-  return true;
+httpd::Response JsonResponse(const json& j) {
+  httpd::Response r;
+  r.content_type = "application/json";
+  r.body = Dump(j);
+  return r;
 }
 
+// ---- Server ----------------------------------------------------------------------
+
 Result<std::pair<std::string, int>> ParseListen(const std::string& addr) {
-  std::string host = "127.0.0.1";
-  std::string port_text = addr;
-  if (const auto colon = addr.rfind(':'); colon != std::string::npos) {
-    host = addr.substr(0, colon);
-    port_text = addr.substr(colon + 1);
-    if (host.empty()) host = "127.0.0.1";
-    if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-      host = host.substr(1, host.size() - 2);
-    }
-  }
-  int port = -1;
-  if (!port_text.empty() && port_text.size() <= 5 &&
-      port_text.find_first_not_of("0123456789") == std::string::npos) {
-    port = std::stoi(port_text);
-  }
-  if (port < 0 || port > 65535) {
-    return MakeError(ErrorCode::kInvalidArgument, kModule, "invalid-listen-address",
-                     "listen address '" + addr + "' is not HOST:PORT, :PORT or PORT");
-  }
-  return std::make_pair(host, port);
+  return httpd::ParseListen(addr);
 }
 
 struct Server::Impl {
-  PeerWatch peers;
   Api api;
-  httplib::Server http;
-  std::thread thread;
-  int port = -1;
-  bool bound = false;
-
-  Status Bind() {
-    if (bound) return Ok{};
-    if (api.options.port == 0) {
-      port = http.bind_to_any_port(api.options.host);
-    } else if (http.bind_to_port(api.options.host, api.options.port)) {
-      port = api.options.port;
-    }
-    if (port <= 0) {
-      return MakeError(ErrorCode::kUnavailable, kModule, "bind-failed",
-                       "cannot listen on " + api.options.host + ":" +
-                           std::to_string(api.options.port) + " (in use or not an address here)");
-    }
-    bound = true;
-    return Ok{};
-  }
+  std::unique_ptr<httpd::Server> http;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stopped = false;
 };
 
 Server::Server(engine::Engine& engine, ServerOptions options) : impl_(std::make_unique<Impl>()) {
-  impl_->api = Api{&engine, std::move(options), &impl_->peers};
-  if (impl_->api.options.version.empty()) impl_->api.options.version = MODELSEAL_VERSION;
-  auto& http = impl_->http;
-  const int threads = std::max(impl_->api.options.threads, 4);
-  http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-  http.set_payload_max_length(impl_->api.options.max_body_bytes);
-  // Long generations stream for a while; do not cut them off.
-  http.set_write_timeout(600, 0);
-  http.set_read_timeout(60, 0);
-  const size_t limit = impl_->api.options.max_body_bytes;
-  http.set_error_handler([limit](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    std::string message;
-    if (res.status == 413) {
-      message = "request body is larger than the limit of " + std::to_string(limit) + " bytes";
-    } else if (res.status == 404) {
-      message = "no such endpoint: " + req.method + " " + req.path;
-    } else {
-      message = "request failed with HTTP status " + std::to_string(res.status);
-    }
-    json body;
-    if (IsOpenAiPath(req.path)) {
-      body = {{"error",
-               {{"message", message},
-                {"type", "invalid_request_error"},
-                {"param", nullptr},
-                {"code", res.status == 413 ? json("request_too_large") : json(nullptr)}}}};
-    } else {
-      body = {{"error", message}};
-    }
-    res.set_content(Dump(body), "application/json");
+  impl_->api = Api{&engine, std::move(options)};
+  ServerOptions& o = impl_->api.options;
+  if (o.version.empty()) o.version = MODELSEAL_VERSION;
+  httpd::Router router;
+  router.Get("/", [](httpd::Request&, httpd::Responder& res) {
+    res.Send({200, "text/plain; charset=utf-8", "modelseal is running", {}});
   });
-  http.Get("/", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("modelseal is running", "text/plain");
-  });
-  RegisterOllama(http, impl_->api);
-  RegisterOpenAi(http, impl_->api);
+  RegisterOllama(router, impl_->api);
+  RegisterOpenAi(router, impl_->api);
+  httpd::ServerOptions h;
+  h.host = o.host;
+  h.port = o.port;
+  h.name = "modelseal serve";
+  h.tls = o.tls;
+  h.allow_insecure_http = o.allow_insecure_http;
+  h.workers = std::max(o.threads, 4);
+  h.max_body_bytes = o.max_body_bytes;
+  impl_->http = std::make_unique<httpd::Server>(std::move(h), std::move(router), RenderHttpError);
 }
 
 Server::~Server() {
@@ -190,28 +320,27 @@ Server::~Server() {
 }
 
 Status Server::Start() {
-  MS_RETURN_IF_ERROR(impl_->Bind());
-  impl_->thread = std::thread([this] { impl_->http.listen_after_bind(); });
-  while (!impl_->http.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  return Ok{};
+  return impl_->http->Start();
 }
 
 Status Server::Run() {
-  MS_RETURN_IF_ERROR(impl_->Bind());
-  if (!impl_->http.listen_after_bind()) {
-    return MakeError(ErrorCode::kUnavailable, kModule, "listen-failed",
-                     "the HTTP server stopped with an error");
-  }
+  MS_RETURN_IF_ERROR(Start());
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  impl_->cv.wait(lock, [&] { return impl_->stopped; });
   return Ok{};
 }
 
 void Server::Stop() {
-  impl_->http.stop();
-  if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->http->Stop();
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stopped = true;
+  }
+  impl_->cv.notify_all();
 }
 
 int Server::port() const {
-  return impl_->port;
+  return impl_->http->port();
 }
 
 }  // namespace modelseal::server

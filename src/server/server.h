@@ -3,24 +3,33 @@
 //   Ollama:  GET /api/version, /api/tags, /api/ps; POST /api/chat, /api/generate,
 //            /api/show; DELETE /api/delete (streaming NDJSON as Ollama does)
 //   OpenAI:  GET /v1/models; POST /v1/chat/completions, /v1/completions (SSE or not)
-// Requests are validated and refused with each API's own error shape; bodies larger
-// than ServerOptions::max_body_bytes are refused with 413.
+// Requests are validated and refused with each API's own error shape, and so is
+// every error of the HTTP front (src/httpd: strict framing, deadlines, connection
+// caps; bodies larger than ServerOptions::max_body_bytes get 413 while they are read,
+// whatever the transfer encoding). Chat bodies are JSON whatever the Content-Type
+// says. A prompt that does not fit the model's context is refused with 400 before
+// anything streams (OpenAI code context_length_exceeded). "NAME" and "NAME:latest"
+// name the same model, as in Ollama.
 //
 // Every model is shown with its modelseal facts (measured into PCR15 or not,
 // SHA-256/SHA-384, PCR15 after); a model loaded from a plain file is "measured":
 // false everywhere.
 //
-// Thread-safety: one Server serves many requests at once (a thread pool of
-// ServerOptions::threads); a streaming request whose client goes away stops its
-// generation at the next token. Start/Stop from one thread.
+// Thread-safety: one Server serves many requests at once (a worker pool of
+// ServerOptions::threads); a request whose client hangs up stops its generation at
+// the engine's next graph node, streaming or not (httpd's client_gone is the
+// engine's cancel flag). Stop may be called from any thread but a handler's.
+// Start fails with httpd's errors ("address-in-use", "insecure-listen", "tls-config").
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
 #include "common/error.h"
 #include "engine/engine.h"
+#include "httpd/httpd.h"
 
 namespace modelseal::server {
 
@@ -28,11 +37,13 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 11434;  // 0: any free port (see Server::port())
   size_t max_body_bytes = 8u << 20;
-  int threads = 32;     // concurrent connections served
-  std::string version;  // reported by /api/version; empty: modelseal's own
+  int threads = 32;                    // requests handled at once (more wait in a queue)
+  std::optional<httpd::TlsFiles> tls;  // serve HTTPS with these
+  bool allow_insecure_http = false;    // plain HTTP on a non-loopback address
+  std::string version;                 // reported by /api/version; empty: modelseal's own
 };
 
-// "HOST:PORT", ":PORT" (127.0.0.1) or "PORT".
+// "HOST:PORT", ":PORT" (127.0.0.1) or "PORT" (httpd::ParseListen).
 Result<std::pair<std::string, int>> ParseListen(const std::string& addr);
 
 class Server {
@@ -42,9 +53,9 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Binds the socket (so port() is known) and serves on a background thread.
+  // Binds the socket (so port() is known) and serves on background threads.
   Status Start();
-  // Binds and serves on the calling thread until Stop() (from another thread).
+  // Start, then blocks until Stop() (from another thread).
   Status Run();
   void Stop();
   int port() const;

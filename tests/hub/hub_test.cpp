@@ -138,7 +138,8 @@ class HubTest : public ::testing::Test {
   HubOptions Options(const std::string& endpoint, std::optional<std::string> token = "") {
     HubOptions o;
     o.endpoint = endpoint;
-    o.token = token;
+    if (token)
+      o.token = SecretBuffer(reinterpret_cast<const uint8_t*>(token->data()), token->size());
     o.cache_dir = cache_;
     o.retry.base_delay = std::chrono::milliseconds(5);
     return o;
@@ -258,7 +259,7 @@ TEST_F(HubTest, ErrorsNameTheCause) {
 
   HubOptions o = Options("http://127.0.0.1:1");
   o.retry.max_attempts = 2;
-  HubClient down(o);
+  HubClient down(std::move(o));
   auto unreachable = down.Download("org/tiny", "main", "model.gguf");
   ASSERT_FALSE(unreachable.ok());
   EXPECT_EQ(unreachable.error().reason, "unreachable");
@@ -282,6 +283,50 @@ TEST_F(HubTest, ListFilesFollowsPages) {
   EXPECT_EQ((*files)[1].sha256, Sha256Hex(fake.gguf));
   EXPECT_EQ((*files)[2].path, "sub/model-q8.gguf");
   EXPECT_EQ(client.ListFiles("org/none", "main").error().reason, "not-found");
+}
+
+// Records what the hub hands the transport, then sends it on.
+class RecordingTransport final : public net::HttpTransport {
+ public:
+  Result<net::HttpResponse> Send(const net::HttpRequest& request) override {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      for (const auto& [name, value] : request.headers) headers.push_back(name + ": " + value);
+      if (request.secret_header_value != nullptr)
+        secret_headers.push_back(request.secret_header_name);
+    }
+    return inner->Send(request);
+  }
+  std::shared_ptr<net::HttpTransport> inner = net::NewCurlTransport();
+  std::mutex mu;
+  std::vector<std::string> headers;
+  std::vector<std::string> secret_headers;
+};
+
+// The token reaches the Hub (gated repo accepted) but never travels in a
+// std::string header: only as the request's secret header.
+TEST_F(HubTest, TheTokenIsSentButNeverPutInAStringHeader) {
+  FakeHub fake;
+  for (bool from_env : {false, true}) {
+    auto rec = std::make_shared<RecordingTransport>();
+    HubOptions o = Options(fake.hub.url(), "hf_good");
+    if (from_env) {
+      o.token.reset();
+      setenv("HF_TOKEN", "hf_good", 1);
+    }
+    o.transport = rec;
+    o.cache_dir = cache_ + (from_env ? "/env" : "/option");
+    HubClient client(std::move(o));
+    auto d = client.Download("org/gated", "main", "model.gguf");
+    if (from_env) unsetenv("HF_TOKEN");
+    ASSERT_TRUE(d.ok()) << d.error().ToString();
+    EXPECT_FALSE(rec->secret_headers.empty());
+    for (const auto& n : rec->secret_headers) EXPECT_EQ(n, "Authorization");
+    for (const auto& h : rec->headers) {
+      EXPECT_EQ(h.find("hf_good"), std::string::npos) << h;
+      EXPECT_EQ(h.find("Authorization"), std::string::npos) << h;
+    }
+  }
 }
 
 TEST(HubEnv, EndpointTokenAndCacheFromEnvironment) {

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "kms/keystore.h"
 
@@ -122,6 +124,63 @@ TEST_F(KeyStoreTest, SurvivesKillDashNine) {
     const std::string name = entry.path().filename().string();
     EXPECT_TRUE(name == "master.key" || name == "keys.json") << "left behind: " << name;
   }
+}
+
+TEST_F(KeyStoreTest, StoreFileIsPrivateAndAuthenticated) {
+  std::string id;
+  {
+    auto ks = KeyStore::Open(dir_, "eu-west-1", "111122223333");
+    ASSERT_TRUE(ks.ok());
+    auto key = (*ks)->CreateKey("k", R"({"Statement": []})");
+    ASSERT_TRUE(key.ok());
+    id = key->key_id;
+  }
+  const std::string path = dir_ + "/keys.json";
+  EXPECT_EQ(std::filesystem::status(path).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  // Edit the policy the way an attacker with write access to the file would.
+  std::string text;
+  {
+    std::ifstream f(path);
+    text.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }
+  const size_t at = text.find("\"description\": \"k\"");
+  ASSERT_NE(at, std::string::npos) << text;
+  std::string tampered = text;
+  tampered.replace(at, 18, "\"description\": \"x\"");
+  std::ofstream(path, std::ios::trunc) << tampered;
+  auto refused = KeyStore::Open(dir_, "eu-west-1", "111122223333");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().reason, "store-tampered");
+  // Removing the MAC is no way around it.
+  auto doc = nlohmann::json::parse(text);
+  doc.erase("mac");
+  std::ofstream(path, std::ios::trunc) << doc.dump();
+  EXPECT_EQ(KeyStore::Open(dir_, "eu-west-1", "111122223333").error().reason, "corrupt-store");
+  // A version-1 file (written before authentication) is refused unless upgraded.
+  doc["version"] = 1;
+  std::ofstream(path, std::ios::trunc) << doc.dump();
+  EXPECT_EQ(KeyStore::Open(dir_, "eu-west-1", "111122223333").error().reason,
+            "unauthenticated-store");
+  KeyStore::OpenOptions upgrade;
+  upgrade.accept_unauthenticated = true;
+  auto upgraded = KeyStore::Open(dir_, "eu-west-1", "111122223333", upgrade);
+  ASSERT_TRUE(upgraded.ok()) << upgraded.error().ToString();
+  EXPECT_TRUE((*upgraded)->Describe(id).ok());
+  upgraded->reset();
+  EXPECT_TRUE(KeyStore::Open(dir_, "eu-west-1", "111122223333").ok());
+}
+
+TEST_F(KeyStoreTest, BlobKeyIdMustBeAKeyId) {
+  auto ks = KeyStore::Open(dir_, "eu-west-1", "111122223333");
+  ASSERT_TRUE(ks.ok());
+  auto key = (*ks)->CreateKey("k", "{}");
+  auto blob = (*ks)->Encrypt(key->key_id, Bytes{1}, {});
+  ASSERT_TRUE(blob.ok());
+  EXPECT_TRUE(KeyStore::BlobKeyId(*blob).ok());
+  Bytes bad = *blob;
+  bad[6] = 0xc3;  // a lone UTF-8 lead byte
+  EXPECT_EQ(KeyStore::BlobKeyId(bad).error().reason, "invalid-ciphertext");
 }
 
 }  // namespace

@@ -51,4 +51,37 @@ err=$("$ms" kms policy allow-attested "$key" --principal "$consumer" --pcr 4=abc
 rc=$?
 set -e
 [ "$rc" != 0 ] && echo "$err" | grep -q "96 hex digits" || fail "bad --pcr accepted: $err"
+# A statement pinning no boot PCR (0-7) is refused: PCR15 alone can be replayed.
+set +e
+err=$("$ms" kms policy allow-attested "$key" --principal "$consumer" --pcr "15=$pcr4" 2>&1)
+rc=$?
+set -e
+[ "$rc" != 0 ] && echo "$err" | grep -q "boot PCR" || fail "PCR15-only statement accepted: $err"
+
+# The check prints the deciding statement as the audit log records it.
+echo "$out" | grep -q "^statement: (none)" || fail "check did not print the deciding statement: $out"
+out=$("$ms" kms policy check "$key" --principal "$consumer" --pcr "4=$pcr4" --pcr "7=$pcr7")
+echo "$out" | grep -q "^statement: 2 AttestedDecrypt$" || fail "deciding statement: $out"
+
+# Lint: the default owner statement releases Decrypt without PCRs and nothing
+# denies a plain Decrypt.
+set +e
+lint=$("$ms" kms policy lint --key "$key" --json)
+rc=$?
+set -e
+[ "$rc" = 3 ] || fail "lint exited $rc: $lint"
+echo "$lint" | grep -q '"code": "decrypt-without-pcr"' || fail "lint: $lint"
+echo "$lint" | grep -q '"code": "no-deny-without-attestation"' || fail "lint: $lint"
+cat >"$state/good.json" <<JSON
+{"Statement": [
+ {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "NotAction": "kms:Decrypt", "Resource": "*"},
+ {"Effect": "Allow", "Principal": {"AWS": "$consumer"}, "Action": "kms:Decrypt", "Resource": "*",
+  "Condition": {"StringEquals": {"kms:RecipientAttestation:NitroTPMPCR4": "$pcr4", "kms:RecipientAttestation:NitroTPMPCR7": "$pcr7"}}},
+ {"Effect": "Deny", "Principal": {"AWS": "$consumer"}, "Action": "kms:Decrypt", "Resource": "*",
+  "Condition": {"Null": {"kms:RecipientAttestation:NitroTPMPCR4": "true"}}}]}
+JSON
+"$ms" kms policy lint --file "$state/good.json" | grep -q "^no warnings$" || fail "good policy has warnings"
+
+# The key store is private to its owner.
+[ "$(stat -c %a "$state/kms/keys/keys.json")" = 600 ] || fail "keys.json is not 0600"
 echo "kms cli: all checks passed"

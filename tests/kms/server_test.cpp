@@ -8,6 +8,7 @@
 #include "aws/sigv4.h"
 #include "kms/client.h"
 #include "kms/server.h"
+#include "kms/sigv4_verify.h"
 
 namespace modelseal::kms {
 namespace {
@@ -64,7 +65,7 @@ TEST_F(ServerTest, ClientRoundTripAndAttestedDecrypt) {
   auto dk = client->GenerateDataKey(id, {{"model", "tiny"}});
   ASSERT_TRUE(dk.ok()) << dk.error().ToString();
   ASSERT_EQ(dk->plaintext.size(), 32u);
-  auto plain = client->Decrypt(dk->ciphertext, {{"model", "tiny"}});
+  auto plain = client->Decrypt(dk->ciphertext, {{"model", "tiny"}}, dk->key_arn);
   ASSERT_TRUE(plain.ok()) << plain.error().ToString();
   EXPECT_EQ(Bytes(plain->data(), plain->data() + 32),
             Bytes(dk->plaintext.data(), dk->plaintext.data() + 32));
@@ -74,12 +75,13 @@ TEST_F(ServerTest, ClientRoundTripAndAttestedDecrypt) {
     req.public_key = Bytes(spki.begin(), spki.end());
     return dev_->Issue({{4, Bytes(48, 1)}, {15, Bytes(48, 2)}}, req);
   };
-  auto released = client->DecryptForRecipient(dk->ciphertext, {{"model", "tiny"}}, attest);
+  auto released =
+      client->DecryptForRecipient(dk->ciphertext, {{"model", "tiny"}}, dk->key_arn, attest);
   ASSERT_TRUE(released.ok()) << released.error().ToString();
   EXPECT_EQ(Bytes(released->data(), released->data() + 32),
             Bytes(dk->plaintext.data(), dk->plaintext.data() + 32));
 
-  auto wrong_ctx = client->Decrypt(dk->ciphertext, {{"model", "other"}});
+  auto wrong_ctx = client->Decrypt(dk->ciphertext, {{"model", "other"}}, dk->key_arn);
   ASSERT_FALSE(wrong_ctx.ok());
   EXPECT_EQ(wrong_ctx.error().reason, "InvalidCiphertextException");
 }
@@ -98,38 +100,171 @@ TEST_F(ServerTest, SigV4FailuresAreRefused) {
   EXPECT_TRUE(service_->store().List().empty());
 }
 
-TEST(VerifySigV4, TamperAndClockSkew) {
-  const std::vector<ServiceCredential> creds = {{"AKID", "secret", "arn:aws:iam::1:user/a"}};
+TEST_F(ServerTest, ClientPinsTheKeyItExpects) {
+  auto client = Client("AKIDOWNER", "owner-secret");
+  auto a = client->Call("CreateKey", json::object());
+  auto b = client->Call("CreateKey", json::object());
+  ASSERT_TRUE(a.ok() && b.ok());
+  const std::string arn_a = (*a)["KeyMetadata"]["Arn"], arn_b = (*b)["KeyMetadata"]["Arn"];
+  auto dk = client->GenerateDataKey(arn_a, {});
+  ASSERT_TRUE(dk.ok()) << dk.error().ToString();
+  // The ciphertext is under key A; a consumer that expects key B is refused by the
+  // service (IncorrectKeyException), as AWS does.
+  auto wrong = client->Decrypt(dk->ciphertext, {}, arn_b);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.error().reason, "IncorrectKeyException");
+  // By key id it works too; an alias is refused locally (it can be repointed).
+  auto by_id = client->Decrypt(dk->ciphertext, {}, std::string((*a)["KeyMetadata"]["KeyId"]));
+  EXPECT_TRUE(by_id.ok()) << by_id.error().ToString();
+  ASSERT_TRUE(client->Call("CreateAlias", {{"AliasName", "alias/m"}, {"TargetKeyId", arn_a}}).ok());
+  auto by_alias = client->Decrypt(dk->ciphertext, {}, "alias/m");
+  ASSERT_FALSE(by_alias.ok());
+  EXPECT_EQ(by_alias.error().reason, "bad-expected-key");
+}
+
+// ---- the inbound SigV4 check
+
+const std::vector<ServiceCredential> kCreds = {{"AKID", "secret", "arn:aws:iam::1:user/a"}};
+
+// A request signed the way the AWS SDK for JavaScript v3 signs KMS requests:
+// host, content-type, x-amz-target, x-amz-date and x-amz-content-sha256 signed.
+InboundRequest SignRequest(std::chrono::system_clock::time_point t, const std::string& body,
+                           const std::string& target = "TrentService.ListKeys",
+                           const std::string& region = "eu-west-1",
+                           const std::string& service = "kms", bool content_sha = true,
+                           bool sign_content_type = true) {
+  aws::SignableRequest sr;
+  sr.method = "POST";
+  sr.path = "/";
+  sr.headers = {{"host", "127.0.0.1:1"}, {"x-amz-target", target}};
+  if (sign_content_type) sr.headers.emplace_back("content-type", "application/x-amz-json-1.1");
+  aws::SigningParams p;
+  p.region = region;
+  p.service = service;
+  p.time = t;
+  p.add_content_sha256 = content_sha;
+  aws::SignHeaders(
+      sr, *aws::Credentials::Make("AKID", "secret"), p,
+      aws::Sha256Hex(std::span(reinterpret_cast<const uint8_t*>(body.data()), body.size())));
+  if (!sign_content_type) sr.headers.emplace_back("content-type", "application/x-amz-json-1.1");
+  return InboundRequest{"POST", "/", "", sr.headers, body};
+}
+
+VerifierConfig Config() {
+  VerifierConfig c;
+  c.credentials = kCreds;
+  c.region = "eu-west-1";
+  return c;
+}
+
+std::string Reason(const Result<VerifiedRequest>& r) {
+  return r.ok() ? "ok" : r.error().reason;
+}
+
+TEST(VerifyKmsRequest, GoodRequestNamesPrincipalAndSignedOperation) {
   const auto now = std::chrono::system_clock::now();
-  auto sign = [&](std::chrono::system_clock::time_point t, const std::string& body) {
-    aws::SignableRequest sr;
-    sr.method = "POST";
-    sr.path = "/";
-    sr.headers = {{"host", "127.0.0.1:1"}, {"x-amz-target", "TrentService.ListKeys"}};
-    aws::SigningParams p;
-    p.region = "eu-west-1";
-    p.service = "kms";
-    p.time = t;
-    p.add_content_sha256 = false;
-    aws::SignHeaders(
-        sr, *aws::Credentials::Make("AKID", "secret"), p,
-        aws::Sha256Hex(std::span(reinterpret_cast<const uint8_t*>(body.data()), body.size())));
-    return InboundRequest{"POST", "/", "", sr.headers, body};
-  };
-  EXPECT_EQ(*VerifySigV4(sign(now, "{}"), creds, now), "arn:aws:iam::1:user/a");
-  InboundRequest tampered = sign(now, "{}");
+  auto v = VerifyKmsRequest(SignRequest(now, "{}"), Config(), now);
+  ASSERT_TRUE(v.ok()) << v.error().ToString();
+  EXPECT_EQ(v->principal_arn, "arn:aws:iam::1:user/a");
+  EXPECT_EQ(v->operation, "ListKeys");
+  // Without x-amz-content-sha256 (as our own client signs) too.
+  EXPECT_TRUE(
+      VerifyKmsRequest(SignRequest(now, "{}", "TrentService.ListKeys", "eu-west-1", "kms", false),
+                       Config(), now)
+          .ok());
+}
+
+TEST(VerifyKmsRequest, TamperAndClockSkew) {
+  const auto now = std::chrono::system_clock::now();
+  InboundRequest tampered =
+      SignRequest(now, "{}", "TrentService.ListKeys", "eu-west-1", "kms", false);
   tampered.body = "{\"Limit\": 1}";
-  EXPECT_EQ(VerifySigV4(tampered, creds, now).error().reason, "InvalidSignatureException");
-  InboundRequest header = sign(now, "{}");
+  EXPECT_EQ(Reason(VerifyKmsRequest(tampered, Config(), now)), "InvalidSignatureException");
+  InboundRequest header = SignRequest(now, "{}");
   for (auto& [k, v] : header.headers) {
     if (k == "x-amz-target") v = "TrentService.Decrypt";
   }
-  EXPECT_EQ(VerifySigV4(header, creds, now).error().reason, "InvalidSignatureException");
-  auto old = VerifySigV4(sign(now - std::chrono::minutes(20), "{}"), creds, now);
-  EXPECT_EQ(old.error().reason, "InvalidSignatureException");
+  EXPECT_EQ(Reason(VerifyKmsRequest(header, Config(), now)), "InvalidSignatureException");
+  auto old = VerifyKmsRequest(SignRequest(now - std::chrono::minutes(20), "{}"), Config(), now);
+  EXPECT_EQ(Reason(old), "InvalidSignatureException");
   EXPECT_NE(old.error().message.find("Signature expired"), std::string::npos);
   InboundRequest none{"POST", "/", "", {{"host", "x"}}, "{}"};
-  EXPECT_EQ(VerifySigV4(none, creds, now).error().reason, "MissingAuthenticationTokenException");
+  EXPECT_EQ(Reason(VerifyKmsRequest(none, Config(), now)), "MissingAuthenticationTokenException");
+}
+
+// A captured request whose x-amz-content-sha256 is signed must not carry another
+// body: the body is always hashed and the header must equal that hash.
+TEST(VerifyKmsRequest, SignedContentHashDoesNotAuthenticateAnotherBody) {
+  const auto now = std::chrono::system_clock::now();
+  InboundRequest captured = SignRequest(now, R"({"Description":"mine"})", "TrentService.CreateKey");
+  captured.body = R"({"Description":"forged"})";
+  EXPECT_EQ(Reason(VerifyKmsRequest(captured, Config(), now)), "InvalidSignatureException");
+  // The legacy entry point the current HTTP front calls refuses it as well.
+  RegisterServiceRegion("eu-west-1");
+  auto legacy = VerifySigV4(captured, kCreds, now);
+  ASSERT_FALSE(legacy.ok());
+  EXPECT_EQ(legacy.error().reason, "InvalidSignatureException");
+}
+
+TEST(VerifyKmsRequest, RepeatedSecurityHeadersAreRefused) {
+  const auto now = std::chrono::system_clock::now();
+  for (const std::string name :
+       {"X-Amz-Target", "x-amz-date", "Host", "Content-Type", "x-amz-content-sha256"}) {
+    InboundRequest r = SignRequest(now, "{}", "TrentService.DescribeKey");
+    // A second value in front of the signed one (what a proxy or a dispatcher that
+    // reads the first value would act on).
+    r.headers.insert(r.headers.begin(),
+                     {name, name == "X-Amz-Target" ? "TrentService.ScheduleKeyDeletion" : "x"});
+    EXPECT_EQ(Reason(VerifyKmsRequest(r, Config(), now)), "IncompleteSignatureException") << name;
+    RegisterServiceRegion("eu-west-1");
+    EXPECT_FALSE(VerifySigV4(r, kCreds, now).ok()) << name;
+  }
+}
+
+TEST(VerifyKmsRequest, RequiredHeadersMustBeSigned) {
+  const auto now = std::chrono::system_clock::now();
+  auto r = VerifyKmsRequest(
+      SignRequest(now, "{}", "TrentService.ListKeys", "eu-west-1", "kms", true, false), Config(),
+      now);
+  EXPECT_EQ(Reason(r), "IncompleteSignatureException");
+  EXPECT_NE(r.error().message.find("content-type"), std::string::npos) << r.error().message;
+}
+
+TEST(VerifyKmsRequest, ScopeIsPinnedToServiceRegionAndDate) {
+  const auto now = std::chrono::system_clock::now();
+  EXPECT_EQ(Reason(VerifyKmsRequest(SignRequest(now, "{}", "TrentService.ListKeys", "us-east-1"),
+                                    Config(), now)),
+            "InvalidSignatureException");
+  EXPECT_EQ(Reason(VerifyKmsRequest(
+                SignRequest(now, "{}", "TrentService.ListKeys", "eu-west-1", "s3"), Config(), now)),
+            "InvalidSignatureException");
+  // A credential scope whose date is not X-Amz-Date's date.
+  InboundRequest r = SignRequest(now, "{}");
+  for (auto& [k, v] : r.headers) {
+    if (k == "authorization") {
+      const size_t slash = v.find('/');
+      v.replace(slash + 1, 8, "20000101");
+    }
+  }
+  auto dated = VerifyKmsRequest(r, Config(), now);
+  EXPECT_EQ(Reason(dated), "InvalidSignatureException");
+  EXPECT_NE(dated.error().message.find("date"), std::string::npos) << dated.error().message;
+}
+
+TEST(PrecheckRequestHead, ChecksTheHeadWithoutTheBody) {
+  const auto now = std::chrono::system_clock::now();
+  InboundRequest head = SignRequest(now, R"({"Limit": 5})");
+  head.body.clear();  // not read yet
+  EXPECT_TRUE(PrecheckRequestHead(head, Config(), now).ok());
+  VerifierConfig stranger = Config();
+  stranger.credentials = {{"OTHER", "x", "arn:aws:iam::1:user/b"}};
+  EXPECT_EQ(PrecheckRequestHead(head, stranger, now).error().reason, "UnrecognizedClientException");
+  EXPECT_EQ(PrecheckRequestHead(head, Config(), now + std::chrono::minutes(16)).error().reason,
+            "InvalidSignatureException");
+  InboundRequest twice = head;
+  twice.headers.emplace_back("authorization", "AWS4-HMAC-SHA256 x");
+  EXPECT_EQ(PrecheckRequestHead(twice, Config(), now).error().reason,
+            "IncompleteSignatureException");
 }
 
 }  // namespace

@@ -181,12 +181,14 @@ TEST_F(ServiceTest, PolicyMatrixDeniesAndAudits) {
   json bare = decrypt(*service_, json::object(), kConsumer);
   EXPECT_EQ(bare["__type"], "AccessDeniedException");
   EXPECT_NE(bare["message"].get<std::string>().find("explicit deny"), std::string::npos);
-  // Encryption context that the policy does not allow.
+  // An encryption context other than the blob's: the ciphertext check comes first,
+  // so the answer does not depend on (and does not reveal) the policy.
   json body = {{"CiphertextBlob", dk["CiphertextBlob"]},
                {"EncryptionContext", {{"model", "other"}}}};
   const json good = recipient({{4, Pcr(0xaa)}, {7, Pcr(0xbb)}});
   body["Recipient"] = good["Recipient"];
-  EXPECT_EQ(Call(*service_, "Decrypt", body, kConsumer, 400)["__type"], "AccessDeniedException");
+  EXPECT_EQ(Call(*service_, "Decrypt", body, kConsumer, 400)["__type"],
+            "InvalidCiphertextException");
   // The owner with a context other than the one the blob was made under.
   json mismatch = {{"CiphertextBlob", dk["CiphertextBlob"]},
                    {"EncryptionContext", {{"model", "other"}}}};
@@ -203,7 +205,7 @@ TEST_F(ServiceTest, PolicyMatrixDeniesAndAudits) {
   for (const auto& line : AuditLines()) {
     if (line["operation"] == "Decrypt" && line["decision"] == "deny") ++denies;
   }
-  EXPECT_GE(denies, 4);
+  EXPECT_GE(denies, 2);
 }
 
 TEST_F(ServiceTest, ExplicitDenyBeatsAllow) {

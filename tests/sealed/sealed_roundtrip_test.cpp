@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <random>
 
 #include "tests/sealed/testutil.h"
@@ -125,6 +126,77 @@ TEST(SealedReader, RandomAccessEqualsTheSameSlice) {
   auto bad = (*reader)->ReadAt(plain.size() - 1, past);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.error().reason, "out-of-range");
+}
+
+// The load pipeline decrypts downloaded ranges chunk by chunk with DecryptChunkFrom.
+TEST(SealedReader, DecryptChunkFromDecryptsEachChunkOfTheObject) {
+  const SecretBuffer key = TestKey();
+  const Bytes plain = RandomData(6 * kChunk + 70, 13);
+  auto s = SealBytes(plain, key, kChunk, 2);
+  MemorySource src(s.object);
+  auto reader = SealedReader::Open(src, key);
+  ASSERT_TRUE(reader.ok()) << reader.error().ToString();
+  const Header& h = (*reader)->header();
+  ASSERT_EQ(h.chunk_count(), 7u);
+  for (uint64_t i = 0; i < h.chunk_count(); ++i) {
+    const uint32_t len = h.chunk_plain_size(i);
+    const std::span<const uint8_t> sealed(s.object.data() + h.chunk_offset(i), len + kTagSize);
+    Bytes out(len);
+    ASSERT_TRUE((*reader)->DecryptChunkFrom(i, sealed, out).ok()) << i;
+    ASSERT_TRUE(std::equal(out.begin(), out.end(), plain.begin() + i * kChunk)) << i;
+  }
+  // Bytes of another chunk, a flipped bit, wrong sizes and a chunk past the end.
+  Bytes out(kChunk, 0xee);
+  const std::span<const uint8_t> chunk2(s.object.data() + h.chunk_offset(2), kChunk + kTagSize);
+  auto wrong_index = (*reader)->DecryptChunkFrom(3, chunk2, out);
+  ASSERT_FALSE(wrong_index.ok());
+  EXPECT_EQ(wrong_index.error().reason, "chunk-auth-failed");
+  EXPECT_EQ(wrong_index.error().message, "chunk 4 of 7 failed authentication");
+  EXPECT_TRUE(std::all_of(out.begin(), out.end(), [](uint8_t b) { return b == 0; }));
+  Bytes flipped(chunk2.begin(), chunk2.end());
+  flipped[kChunk + 3] ^= 1;  // in the tag
+  EXPECT_EQ((*reader)->DecryptChunkFrom(2, flipped, out).error().reason, "chunk-auth-failed");
+  EXPECT_EQ((*reader)->DecryptChunkFrom(2, chunk2.first(kChunk), out).error().reason,
+            "out-of-range");
+  Bytes small(kChunk - 1);
+  EXPECT_EQ((*reader)->DecryptChunkFrom(2, chunk2, small).error().reason, "out-of-range");
+  EXPECT_EQ((*reader)->DecryptChunkFrom(7, chunk2, out).error().reason, "out-of-range");
+}
+
+// memfd_create takes names of at most 249 bytes; the header allows 1024.
+TEST(UnsealToMemfd, ModelNamesOfEveryAllowedLengthUnseal) {
+  const SecretBuffer key = TestKey();
+  const Bytes plain = RandomData(kChunk + 9, 14);
+  // ASCII at the limit, and four-byte characters that do not end on the cut.
+  for (const std::string& name :
+       {std::string(1024, 'n'), std::string(237, 'a') + "\xf0\x9f\xa6\x99\xf0\x9f\xa6\x99", [] {
+          std::string s;
+          while (s.size() + 4 <= 1024) s += "\xf0\x9f\xa6\x99";
+          return s;
+        }()}) {
+    SealKey sk{&key, "arn:aws:kms:eu-west-1:111122223333:key/test", Bytes{1}, {}};
+    SealOptions so;
+    so.chunk_size = kChunk;
+    MemorySource src(plain);
+    VectorSink out;
+    auto h = Seal(src, out, sk, {name, "file", "m.gguf"}, so);
+    ASSERT_TRUE(h.ok()) << h.error().ToString();
+    MemorySource sealed(out.bytes());
+    auto m = UnsealToMemfd(sealed, key);
+    ASSERT_TRUE(m.ok()) << name.size() << " bytes: " << m.error().ToString();
+    EXPECT_EQ(ReadAll(*m), plain);
+    // The name the kernel shows is a valid UTF-8 prefix of "modelseal:<name>".
+    char link[512] = {0};
+    const ssize_t n = readlink(m->path().c_str(), link, sizeof(link) - 1);
+    ASSERT_GT(n, 0);
+    std::string shown(link, static_cast<size_t>(n));
+    ASSERT_TRUE(shown.starts_with("/memfd:modelseal:")) << shown;
+    shown = shown.substr(std::strlen("/memfd:"));
+    if (shown.ends_with(" (deleted)")) shown.resize(shown.size() - std::strlen(" (deleted)"));
+    EXPECT_TRUE(IsValidUtf8(shown)) << shown;
+    EXPECT_TRUE(("modelseal:" + name).starts_with(shown));
+    EXPECT_GE(shown.size(), 246u);
+  }
 }
 
 TEST(Seal, ProgressReachesTotal) {

@@ -270,6 +270,163 @@ TEST_F(ServerTest, DisconnectedClientStopsNonStreamingGeneration) {
   }
 }
 
+// Integers must be JSON integers in range; messages print numbers as people write them.
+TEST_F(ServerTest, OpenAiNumbersAreCheckedBeforeConversion) {
+  const json base = {
+      {"model", "tiny"}, {"messages", {{{"role", "user"}, {"content", "x"}}}}, {"max_tokens", 1}};
+  struct Case {
+    const char* field;
+    json value;
+    std::string needle;
+  } bad[] = {
+      {"max_tokens", 1.5, "integer"},
+      {"max_tokens", 0, "range"},
+      {"max_completion_tokens", 2.5, "integer"},
+      {"n", 1.5, "integer"},
+      {"seed", 1.5, "integer"},
+      {"seed", json::parse("9223372036854775808"), "range"},
+      {"seed", 1e300, "integer"},
+      {"top_k", 1e300, "integer"},
+      {"temperature", 5, "between 0 and 2, not 5"},
+      {"top_p", -0.5, "between 0 and 1, not -0.5"},
+  };
+  for (const auto& c : bad) {
+    json req = base;
+    req[c.field] = c.value;
+    auto res = Post("/v1/chat/completions", req);
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 400) << req.dump();
+    const json e = json::parse(res->body)["error"];
+    EXPECT_EQ(e["param"], c.field) << res->body;
+    EXPECT_NE(e["message"].get<std::string>().find(c.needle), std::string::npos) << res->body;
+    EXPECT_EQ(e["message"].get<std::string>().find(".000000"), std::string::npos) << res->body;
+  }
+  for (const json& seed :
+       {json::parse("-9223372036854775808"), json::parse("9223372036854775807")}) {
+    json req = base;
+    req["seed"] = seed;
+    auto res = Post("/v1/chat/completions", req);
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200) << res->body;
+  }
+}
+
+TEST_F(ServerTest, OllamaFieldsHaveTheirDocumentedTypes) {
+  const json base = {{"model", "tiny"},
+                     {"messages", {{{"role", "user"}, {"content", "x"}}}},
+                     {"stream", false},
+                     {"options", {{"num_predict", 1}}}};
+  const std::pair<json, std::string> bad[] = {
+      {{{"options", {{"top_k", 1e300}}}}, "top_k"},
+      {{{"options", {{"top_k", 1.5}}}}, "top_k"},
+      {{{"options", {{"seed", "x"}}}}, "seed"},
+      {{{"options", {{"num_predict", 1e19}}}}, "num_predict"},
+      {{{"options", {{"temperature", 1e300}}}}, "temperature"},
+      {{{"options", {{"stop", 5}}}}, "stop"},
+      {{{"options", {{"num_ctx", "big"}}}}, "num_ctx"},
+      {{{"options", {{"use_mmap", 1}}}}, "use_mmap"},
+      {{{"format", 5}}, "format"},
+      {{{"keep_alive", json::array()}}, "keep_alive"},
+      {{{"think", 3}}, "think"},
+      {{{"messages", {{{"role", "user"}, {"content", "x"}, {"images", "x"}}}}}, "images"},
+      {{{"messages", {{{"role", "user"}, {"content", "x"}, {"images", {"aGk="}}}}}}, "images"},
+  };
+  for (const auto& [patch, needle] : bad) {
+    json req = base;
+    req.merge_patch(patch);
+    auto res = Post("/api/chat", req);
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 400) << req.dump();
+    const json j = json::parse(res->body);
+    ASSERT_TRUE(j["error"].is_string()) << res->body;
+    EXPECT_NE(j["error"].get<std::string>().find(needle), std::string::npos) << res->body;
+  }
+  json good = base;
+  good.merge_patch({{"format", "json"},
+                    {"keep_alive", "5m"},
+                    {"think", false},
+                    {"options", {{"num_ctx", 512}, {"stop", {"a"}}, {"temperature", 0.5}}}});
+  auto res = Post("/api/chat", good);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << res->body;
+  good["keep_alive"] = 300;
+  res = Post("/api/generate", {{"model", "tiny"},
+                               {"prompt", "x"},
+                               {"stream", false},
+                               {"keep_alive", 300},
+                               {"options", {{"num_predict", 1}}}});
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << res->body;
+}
+
+TEST_F(ServerTest, LatestTagNamesTheSameModel) {
+  auto res = Post("/api/chat", {{"model", "tiny:latest"},
+                                {"messages", {{{"role", "user"}, {"content", "x"}}}},
+                                {"stream", false},
+                                {"options", {{"num_predict", 1}}}});
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << res->body;
+  EXPECT_EQ(json::parse(res->body)["model"], "tiny:latest");
+  res = Post("/v1/chat/completions", {{"model", "tiny:latest"},
+                                      {"messages", {{{"role", "user"}, {"content", "x"}}}},
+                                      {"max_tokens", 1}});
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << res->body;
+  res = Post("/api/show", {{"model", "tiny:latest"}});
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  res = Post("/api/show", {{"model", "tiny:7b"}});
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 404);
+}
+
+// Refused with 400 before anything streams (it used to be 200 and then an error event).
+TEST_F(ServerTest, PromptLongerThanTheContextIsRefusedBeforeStreaming) {
+  std::string words;
+  for (int i = 0; i < 3000; ++i) words += "word" + std::to_string(i) + " ";
+  auto res = Post("/v1/chat/completions", {{"model", "tiny"},
+                                           {"messages", {{{"role", "user"}, {"content", words}}}},
+                                           {"stream", true}});
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400) << res->body.substr(0, 300);
+  json e = json::parse(res->body)["error"];
+  EXPECT_EQ(e["code"], "context_length_exceeded");
+  EXPECT_EQ(e["type"], "invalid_request_error");
+  res = Post("/v1/completions", {{"model", "tiny"}, {"prompt", words}, {"stream", true}});
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400);
+  EXPECT_EQ(json::parse(res->body)["error"]["code"], "context_length_exceeded");
+  for (const auto& [path, body] :
+       {std::make_pair("/api/chat", json{{"model", "tiny"},
+                                         {"messages", {{{"role", "user"}, {"content", words}}}}}),
+        std::make_pair("/api/generate", json{{"model", "tiny"}, {"prompt", words}}),
+        std::make_pair("/api/generate",
+                       json{{"model", "tiny"}, {"prompt", words}, {"raw", true}})}) {
+    res = Post(path, body);
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 400) << path;
+    const json j = json::parse(res->body);
+    ASSERT_TRUE(j["error"].is_string()) << res->body;
+    EXPECT_NE(j["error"].get<std::string>().find("maximum context length is 2048"),
+              std::string::npos)
+        << res->body;
+  }
+}
+
+// curl's default type (and Ollama's own examples) is form-urlencoded: still JSON.
+TEST_F(ServerTest, ChatBodiesAreJsonWhateverTheContentType) {
+  const json req = {{"model", "tiny"},
+                    {"messages", {{{"role", "user"}, {"content", "x"}}}},
+                    {"stream", false},
+                    {"options", {{"num_predict", 1}}},
+                    {"padding", std::string(20000, 'p')}};
+  for (const char* type : {"application/x-www-form-urlencoded", "text/plain", ""}) {
+    auto res = client_->Post("/api/chat", req.dump(), type);
+    ASSERT_TRUE(res) << type;
+    EXPECT_EQ(res->status, 200) << type << ": " << res->body;
+  }
+}
+
 TEST_F(ServerTest, DeleteUnloads) {
   auto res = client_->Delete("/api/delete", R"({"model":"tiny"})", "application/json");
   ASSERT_TRUE(res);

@@ -174,6 +174,24 @@ test('errors come in each API\'s own shape', async () => {
   });
 });
 
+test('NAME:latest names NAME; an over-long prompt is refused before streaming', async () => {
+  const r = await ollama.chat({ model: `${MODEL}:latest`, messages, options: { num_predict: 2 } });
+  assert.equal(r.done, true);
+  const long = Array.from({ length: 6000 }, (_, i) => `word${i}`).join(' ');
+  const tooLong = [{ role: 'user', content: long }];
+  await assert.rejects(openai.chat.completions.create({ model: MODEL, stream: true, messages: tooLong }),
+    (e) => {
+      assert.equal(e.status, 400);
+      assert.equal(e.code, 'context_length_exceeded');
+      return true;
+    });
+  await assert.rejects(ollama.chat({ model: MODEL, stream: true, messages: tooLong }), (e) => {
+    assert.equal(e.status_code, 400);
+    assert.match(e.error, /maximum context length/);
+    return true;
+  });
+});
+
 test('eight concurrent streams all complete', async () => {
   const one = async (i) => {
     let text = '';
