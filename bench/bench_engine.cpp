@@ -198,10 +198,12 @@ int main(int argc, char** argv) {
   std::string env = "GGML_BACKEND_PATH='" + cpu.path + "' ";
   if (gpu.available) {
     // Two backends: the CPU variant from the working directory, the GPU one by path.
-    const std::string dir = (std::filesystem::temp_directory_path() / "modelseal-bench-cpu").string();
+    const std::string dir =
+        (std::filesystem::temp_directory_path() / "modelseal-bench-cpu").string();
     std::filesystem::create_directories(dir);
     std::error_code ec;
-    std::filesystem::create_symlink(cpu.path, dir + "/" + std::filesystem::path(cpu.path).filename().string(), ec);
+    std::filesystem::create_symlink(
+        cpu.path, dir + "/" + std::filesystem::path(cpu.path).filename().string(), ec);
     env = "cd '" + dir + "' && GGML_BACKEND_PATH='" + gpu.backend + "' ";
   }
   const std::string common = " -m '" + model + "' -t " + std::to_string(threads) + " -ngl " +
@@ -213,8 +215,8 @@ int main(int argc, char** argv) {
           ? (gpu.devices[0] + ", " + std::to_string(info->gpu_layers) + " layers offloaded").c_str()
           : ("the CPU (" + gpu.reason + ")").c_str());
   const auto llama_bench = [&](const std::string& args, double* ts) {
-    const json j = json::parse(Capture(env + MODELSEAL_LLAMA_BENCH + common + "-r 1 -o json " + args),
-                               nullptr, false);
+    const json j = json::parse(
+        Capture(env + MODELSEAL_LLAMA_BENCH + common + "-r 1 -o json " + args), nullptr, false);
     if (!j.is_array() || j.empty()) return false;
     *ts = j[0]["avg_ts"];
     return true;

@@ -28,7 +28,9 @@ struct BatchFree {
   }
 };
 using BatchPtr = std::unique_ptr<llama_batch, BatchFree>;
-BatchPtr NewBatch(int n) { return BatchPtr(new llama_batch(llama_batch_init(n, 0, 1))); }
+BatchPtr NewBatch(int n) {
+  return BatchPtr(new llama_batch(llama_batch_init(n, 0, 1)));
+}
 
 }  // namespace
 
@@ -152,7 +154,8 @@ void Batcher::Admit() {
       if (s.job) continue;
       int lcp = 0;
       const int lim = std::min(s.reusable, n - 1);
-      while (lcp < lim && s.kept[static_cast<size_t>(lcp)] == job->prompt[static_cast<size_t>(lcp)]) {
+      while (lcp < lim &&
+             s.kept[static_cast<size_t>(lcp)] == job->prompt[static_cast<size_t>(lcp)]) {
         ++lcp;
       }
       const int p = (lcp / kPromptChunk) * kPromptChunk;
@@ -196,9 +199,10 @@ int Batcher::Decode(const llama_batch& batch, const std::vector<Slot*>& slots) {
     if (rc == 2) {
       Finish(*s, "cancelled");
     } else {
-      Finish(*s, "", MakeError(ErrorCode::kInternal, kModule, "decode-failed",
-                               "llama_decode failed (code " + std::to_string(rc) + ") on model " +
-                                   o_.model_name));
+      Finish(*s, "",
+             MakeError(ErrorCode::kInternal, kModule, "decode-failed",
+                       "llama_decode failed (code " + std::to_string(rc) + ") on model " +
+                           o_.model_name));
     }
   }
   return rc;

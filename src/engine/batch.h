@@ -63,7 +63,7 @@ struct DecodeJob {
   bool done = false;
   std::string finish_reason;  // "stop" (end of sequence), "length", "cancelled"
   std::optional<Error> error;
-  int cached_tokens = 0;                            // prompt tokens reused
+  int cached_tokens = 0;  // prompt tokens reused
   std::optional<std::chrono::steady_clock::time_point> prompt_done;
 };
 
@@ -78,7 +78,7 @@ class Batcher {
     int parallel = 4;          // slots
     uint32_t slot_ctx = 4096;  // tokens per slot
     int threads = 1;
-    std::string model_name;  // for messages
+    std::string model_name;                   // for messages
     std::shared_ptr<BatchCounters> counters;  // may be null
   };
   Batcher(llama_model* model, Options options, std::shared_ptr<ComputeThread> compute);
@@ -107,7 +107,7 @@ class Batcher {
   std::shared_ptr<ComputeThread> compute_;
   llama_context* ctx_ = nullptr;
   std::vector<Slot> slots_;
-  uint64_t clock_ = 0;                      // for least-recently-used
+  uint64_t clock_ = 0;                       // for least-recently-used
   std::vector<const DecodeJob*> in_flight_;  // the jobs of the decode running
 
   std::mutex mu_;

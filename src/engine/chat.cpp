@@ -27,8 +27,7 @@ common_chat_msg ToLibrary(const ChatMessage& m) {
 
 std::string NewToolCallId() {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
-  static constexpr char kChars[] =
-      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  static constexpr char kChars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
   std::string id = "call_";
   for (int i = 0; i < 24; ++i) id += kChars[rng() % (sizeof(kChars) - 1)];
   return id;
@@ -44,7 +43,9 @@ struct ChatTemplates {
   common_chat_templates_ptr t;
 };
 
-void ChatTemplatesFree::operator()(ChatTemplates* t) const { delete t; }
+void ChatTemplatesFree::operator()(ChatTemplates* t) const {
+  delete t;
+}
 
 struct ChatSyntax {
   common_chat_parser_params params;
@@ -59,9 +60,9 @@ Result<ChatTemplatesPtr> LoadChatTemplates(const llama_model* model, TemplateInf
     auto caps = common_chat_templates_get_caps(out->t.get());
     info->supports_tools = caps["supports_tools"];
   } catch (const std::exception& e) {
-    return MakeError(ErrorCode::kInvalidArgument, kModule, "template-invalid",
-                     std::string("the model's chat template is not Jinja llama.cpp can read: ") +
-                         e.what());
+    return MakeError(
+        ErrorCode::kInvalidArgument, kModule, "template-invalid",
+        std::string("the model's chat template is not Jinja llama.cpp can read: ") + e.what());
   }
   const llama_vocab* vocab = llama_model_get_vocab(model);
   const auto piece = [&](llama_token t) {
@@ -128,10 +129,10 @@ Result<ChatPlan> RenderChat(const ChatTemplates& templates, const ChatRequest& r
 
 struct ChatReader::Impl {
   std::shared_ptr<const ChatSyntax> syntax;
-  std::string text;            // generated so far
-  common_chat_msg parsed;      // the message as last parsed
+  std::string text;              // generated so far
+  common_chat_msg parsed;        // the message as last parsed
   std::vector<std::string> ids;  // tool call ids, stable across parses
-  std::set<size_t> announced;  // tool calls whose id and name were sent
+  std::set<size_t> announced;    // tool calls whose id and name were sent
   ChatMessage message;
 
   void Sync() {
@@ -230,6 +231,8 @@ std::vector<ChatDelta> ChatReader::Finish() {
   return impl_->Update(false);
 }
 
-const ChatMessage& ChatReader::message() const { return impl_->message; }
+const ChatMessage& ChatReader::message() const {
+  return impl_->message;
+}
 
 }  // namespace modelseal::engine

@@ -33,8 +33,8 @@ class Embedder {
     cp.no_perf = true;
     // As declared by the model; a model that declares none (a chat model) gives the
     // last token's state, as Ollama does.
-    cp.pooling_type = m_.info.pooling == "none" ? LLAMA_POOLING_TYPE_LAST
-                                                : LLAMA_POOLING_TYPE_UNSPECIFIED;
+    cp.pooling_type =
+        m_.info.pooling == "none" ? LLAMA_POOLING_TYPE_LAST : LLAMA_POOLING_TYPE_UNSPECIFIED;
     ctx_ = llama_init_from_model(m_.model, cp);
     if (!ctx_) {
       return MakeError(ErrorCode::kInternal, kModule, "context-failed",
@@ -77,7 +77,8 @@ class Embedder {
       ~Free() { llama_batch_free(*b); }
     } free_batch{&batch};
     llama_memory_t mem = llama_get_memory(ctx_);
-    const bool encoder_only = llama_model_has_encoder(m_.model) && !llama_model_has_decoder(m_.model);
+    const bool encoder_only =
+        llama_model_has_encoder(m_.model) && !llama_model_has_decoder(m_.model);
     size_t next = 0;
     while (next < toks.size()) {
       if (cancel && cancel->load()) {
@@ -134,7 +135,9 @@ class Embedder {
   uint32_t n_ctx_ = 0;
 };
 
-void EmbedderFree::operator()(Embedder* e) const { delete e; }
+void EmbedderFree::operator()(Embedder* e) const {
+  delete e;
+}
 
 Result<EmbedResult> Embed(Engine::Model& m, const std::vector<std::string>& inputs,
                           const EmbedOptions& options, const std::atomic<bool>* cancel) {

@@ -21,8 +21,7 @@ struct Sampler::Impl {
 Sampler::Sampler() : impl_(std::make_unique<Impl>()) {}
 Sampler::~Sampler() = default;
 
-Result<std::unique_ptr<Sampler>> Sampler::Make(const llama_model* model,
-                                               const SamplingOptions& o,
+Result<std::unique_ptr<Sampler>> Sampler::Make(const llama_model* model, const SamplingOptions& o,
                                                const GrammarSpec* grammar) {
   const llama_vocab* vocab = llama_model_get_vocab(model);
   common_params_sampling p;
@@ -88,6 +87,8 @@ llama_token Sampler::Sample(llama_context* ctx, int idx) {
   return t;
 }
 
-bool Sampler::Preserved(llama_token token) const { return impl_->preserved.count(token) != 0; }
+bool Sampler::Preserved(llama_token token) const {
+  return impl_->preserved.count(token) != 0;
+}
 
 }  // namespace modelseal::engine

@@ -50,10 +50,8 @@ TEST_F(ChatTest, AModelWithoutATemplateGetsChatML) {
   ASSERT_TRUE(info.ok());
   EXPECT_TRUE(info->default_template);
   EXPECT_NE(info->chat_template.find("<|im_start|>"), std::string::npos);
-  auto p = engine_.ApplyTemplate("plain", {{"system", "Be brief."},
-                                           {"user", "Hi"},
-                                           {"assistant", "Hello."},
-                                           {"user", "Bye"}});
+  auto p = engine_.ApplyTemplate(
+      "plain", {{"system", "Be brief."}, {"user", "Hi"}, {"assistant", "Hello."}, {"user", "Bye"}});
   ASSERT_TRUE(p.ok()) << p.error().ToString();
   EXPECT_EQ(*p,
             "<|im_start|>system\nBe brief.<|im_end|>\n"

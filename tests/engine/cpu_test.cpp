@@ -74,8 +74,8 @@ TEST(CpuVariants, EveryReleaseVariantIsRatedInAChild) {
       EXPECT_GE(variants[i - 1].score, variants[i].score);
     }
   }
-  for (const char* n : {"x64", "sse42", "haswell", "skylakex", "icelake", "zen4", "alderlake",
-                        "sapphirerapids"}) {
+  for (const char* n :
+       {"x64", "sse42", "haswell", "skylakex", "icelake", "zen4", "alderlake", "sapphirerapids"}) {
     EXPECT_TRUE(names.count(n)) << n;
   }
   // x86-64 runs the baseline; this CPU (any the tests run on) rates more than it.
@@ -94,8 +94,8 @@ TEST(CpuVariants, TheBestRatedVariantPassesItsProbe) {
   const auto variants = RateCpuVariants(kRealDir, &error);
   ASSERT_FALSE(variants.empty()) << error;
   std::string reason;
-  EXPECT_TRUE(ProbeCpuVariant(variants.front().path, &reason)) << variants.front().name << ": "
-                                                                << reason;
+  EXPECT_TRUE(ProbeCpuVariant(variants.front().path, &reason))
+      << variants.front().name << ": " << reason;
 }
 
 TEST(CpuVariants, AVariantThatDiesOnAnIllegalInstructionFailsItsProbeOnly) {

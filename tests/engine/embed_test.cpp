@@ -37,7 +37,8 @@ std::vector<std::vector<float>> Reference(const std::string& model, const std::s
                           MODELSEAL_LLAMA_DIR "/prefix/bin/llama-embedding -m '" + model +
                           "' -t 2 -c 512 --pooling " + pooling +
                           " --embd-normalize 2 --embd-output-format array --embd-separator '|'"
-                          " -p '" + joined + "' 2>/dev/null";
+                          " -p '" +
+                          joined + "' 2>/dev/null";
   std::string out;
   if (std::FILE* p = popen(cmd.c_str(), "r")) {
     char buf[65536];

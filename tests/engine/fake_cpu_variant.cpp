@@ -5,7 +5,9 @@
 // CPU works, hence this fake (used by cpu_test only).
 extern "C" {
 
-__attribute__((visibility("default"))) int ggml_backend_score() { return 1 << 20; }
+__attribute__((visibility("default"))) int ggml_backend_score() {
+  return 1 << 20;
+}
 
 __attribute__((visibility("default"))) void* ggml_backend_init() {
   __builtin_trap();  // ud2: SIGILL

@@ -76,7 +76,8 @@ std::vector<Case> CasesFor(const Template& t) {
   std::vector<Case> cases;
   cases.push_back({"user", {{"user", "Hello there"}}, false});
   if (t.system) {
-    cases.push_back({"system+user", {{"system", "You are terse."}, {"user", "What is 2+2?"}}, false});
+    cases.push_back(
+        {"system+user", {{"system", "You are terse."}, {"user", "What is 2+2?"}}, false});
   }
   std::vector<ChatMessage> multi;
   if (t.system) multi.push_back({"system", "You are a helpful assistant."});
@@ -125,8 +126,8 @@ class TemplateTest : public ::testing::Test {
   static json Reference(const json& jobs, std::time_t now) {
     const std::string req = (dir_->path() / "request.json").string();
     std::ofstream(req) << json{{"now", now}, {"jobs", jobs}}.dump();
-    const std::string out =
-        RunCommand("/usr/bin/python3 " MODELSEAL_SOURCE_DIR "/tests/engine/render_template.py " + req);
+    const std::string out = RunCommand(
+        "/usr/bin/python3 " MODELSEAL_SOURCE_DIR "/tests/engine/render_template.py " + req);
     return json::parse(out, nullptr, false);
   }
 
