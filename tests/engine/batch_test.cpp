@@ -90,7 +90,7 @@ TEST_F(BatchTest, ConcurrentRequestsDecodeTogether) {
 }
 
 TEST_F(BatchTest, ASeededRequestAloneIsReproducibleWithOrWithoutTheCache) {
-  const std::vector<ChatMessage> msgs = {{"user", Words(120, "alpha")}};
+  const std::vector<ChatMessage> msgs = {{"user", Words(160, "alpha")}};
   const SamplingOptions s = Seeded(7, 48);
   Engine e;
   Load(e);

@@ -38,19 +38,26 @@ std::vector<std::vector<float>> Reference(const std::string& model, const std::s
                           "' -t 2 -c 512 --pooling " + pooling +
                           " --embd-normalize 2 --embd-output-format array --embd-separator '|'"
                           " -p '" +
-                          joined + "' 2>/dev/null";
+                          joined + "' 2>&1";
+  // The tool prints its vectors through llama.cpp's asynchronous logger, which at times
+  // exits (status 0) before it wrote all of them when the machine is busy: a few tries.
   std::string out;
-  if (std::FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[65536];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-    pclose(p);
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    out.clear();
+    if (std::FILE* p = popen(cmd.c_str(), "r")) {
+      char buf[65536];
+      size_t n;
+      while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+      pclose(p);
+    }
+    const auto at = out.find("[[");
+    const auto end = at == std::string::npos ? at : out.find("]]", at);
+    if (end == std::string::npos) continue;
+    const json j = json::parse(out.substr(at, end + 2 - at), nullptr, false);
+    if (j.is_array()) return j.get<std::vector<std::vector<float>>>();
   }
-  const auto at = out.find("[[");
-  if (at == std::string::npos) return {};
-  const json j = json::parse(out.substr(at, out.rfind("]]") + 2 - at), nullptr, false);
-  if (!j.is_array()) return {};
-  return j.get<std::vector<std::vector<float>>>();
+  ADD_FAILURE() << cmd << "\n" << out.substr(out.size() > 2000 ? out.size() - 2000 : 0);
+  return {};
 }
 
 class EmbedTest : public ::testing::Test {

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Reference renderer for chat templates: Python's jinja2, set up as Hugging Face
 transformers renders chat templates (sandboxed, trim_blocks, lstrip_blocks, the
-loopcontrols extension, raise_exception, strftime_now, a tojson that keeps non-ASCII).
+loopcontrols extension, {% generation %} blocks, raise_exception, a `safe` that
+returns plain text, strftime_now, a tojson that keeps non-ASCII).
 
 Reads a JSON request from the file named by argv[1]:
   {"now": <unix seconds>, "jobs": [{"template": <path>, "bos_token": ..., "eos_token": ...,
@@ -19,8 +20,24 @@ import json
 import sys
 
 import jinja2
-from jinja2.ext import loopcontrols
+from jinja2 import nodes
+from jinja2.ext import Extension, loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+
+class GenerationBlocks(Extension):
+    """transformers' {% generation %}...{% endgeneration %}: marks the assistant's
+    tokens for training; renders its body unchanged."""
+
+    tags = {"generation"}
+
+    def parse(self, parser):
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(["name:endgeneration"], drop_needle=True)
+        return nodes.CallBlock(self.call_method("_render_body"), [], [], body).set_lineno(lineno)
+
+    def _render_body(self, caller):
+        return caller()
 
 
 def make_env(now):
@@ -35,8 +52,11 @@ def make_env(now):
         return datetime.datetime.fromtimestamp(now).strftime(fmt)
 
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                        extensions=[loopcontrols])
+                                        extensions=[loopcontrols, GenerationBlocks])
     env.filters["tojson"] = tojson
+    # Plain text: jinja2's Markup would HTML-escape whatever is added to it ("..."|safe +
+    # t | tojson), which no chat template means and llama.cpp does not do.
+    env.filters["safe"] = str
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = strftime_now
     return env

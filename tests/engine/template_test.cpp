@@ -28,7 +28,8 @@ namespace modelseal::engine {
 namespace {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
+// Insertion order, as the chat library keeps it (tools are rendered with tojson).
+using json = nlohmann::ordered_json;
 
 std::string RunCommand(const std::string& cmd) {
   std::string out;
@@ -148,6 +149,7 @@ TEST_F(TemplateTest, ReleaseTemplatesRenderAsJinja2Does) {
     void operator()(llama_model* m) const { llama_model_free(m); }
   };
   std::vector<std::unique_ptr<llama_model, ModelFree>> models;
+  int patched = 0;
   for (auto& t : *templates_) {
     TestModelOptions o = TinyModel();
     o.chat_template = t.source;
@@ -163,7 +165,16 @@ TEST_F(TemplateTest, ReleaseTemplatesRenderAsJinja2Does) {
     auto tmpl = LoadChatTemplates(models.back().get(), &info);
     ASSERT_TRUE(tmpl.ok()) << t.name << ": " << tmpl.error().ToString();
     EXPECT_FALSE(info.is_default) << t.name;
-    EXPECT_EQ(info.source, t.source) << t.name;
+    // The library drops one trailing newline, as jinja2 does by default.
+    std::string source = t.source;
+    if (!source.empty() && source.back() == '\n') source.pop_back();
+    // llama.cpp also switches off a few checks of known templates (their
+    // raise_exception conditions become `false`); everything else is the model's own.
+    if (info.source != source) {
+      ++patched;
+      EXPECT_NE(info.source.find("if false"), std::string::npos) << t.name;
+      EXPECT_EQ(info.source.size() + 300 > source.size(), true) << t.name;
+    }
     loaded.push_back(std::move(*tmpl));
     infos.push_back(info);
     fs::remove(t.model);
@@ -172,6 +183,7 @@ TEST_F(TemplateTest, ReleaseTemplatesRenderAsJinja2Does) {
                           {"eos_token", info.eos_token},
                           {"cases", json::array()}});
   }
+  EXPECT_LE(patched, 3);
   const std::time_t now = std::time(nullptr);
   const json probes = Reference(probe_jobs, now);
   ASSERT_TRUE(probes.is_object()) << "render_template.py failed (is python3-jinja2 installed?)";
@@ -198,6 +210,9 @@ TEST_F(TemplateTest, ReleaseTemplatesRenderAsJinja2Does) {
                   {{"datetime", Format(now, "%b %d %Y")},
                    {"date_string", Format(now, "%d %b %Y")},
                    {"enable_thinking", true}}}};
+      // FireFunction v2's template reads a `functions` variable nobody passes: Jinja in
+      // llama.cpp renders an undefined variable as nothing, where jinja2 raises.
+      if (t.name.find("firefunction") != std::string::npos) jc["context"]["functions"] = "";
       if (c.tools) jc["tools"] = ToolsJson();
       cases.push_back(jc);
     }
@@ -208,7 +223,7 @@ TEST_F(TemplateTest, ReleaseTemplatesRenderAsJinja2Does) {
   }
   const json ref = Reference(jobs, now);
   ASSERT_TRUE(ref.is_object());
-  int compared = 0;
+  int compared = 0, python_only = 0;
   for (size_t i = 0; i < templates_->size(); ++i) {
     const Template& t = (*templates_)[i];
     const auto cases = CasesFor(t);
@@ -217,8 +232,15 @@ TEST_F(TemplateTest, ReleaseTemplatesRenderAsJinja2Does) {
       const auto& mine = ours[i][k];
       SCOPED_TRACE(t.name + " / " + cases[k].label);
       if (!r["ok"].get<bool>()) {
+        const std::string error = r["error"];
+        if (error.rfind("TemplateError", 0) != 0) {
+          // Python itself failed (a template that serialises a generator with tojson),
+          // not the template's own raise_exception: nothing to compare.
+          ++python_only;
+          continue;
+        }
         // The template refused these messages: so must the engine, with its words.
-        ASSERT_FALSE(mine.ok()) << "jinja2: " << r["error"];
+        ASSERT_FALSE(mine.ok()) << "jinja2: " << error;
         EXPECT_EQ(mine.error().reason, "template-error");
         continue;
       }
@@ -231,6 +253,7 @@ TEST_F(TemplateTest, ReleaseTemplatesRenderAsJinja2Does) {
     }
   }
   EXPECT_GE(compared, 150);
+  EXPECT_LE(python_only, 2);
 }
 
 }  // namespace
