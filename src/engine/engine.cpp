@@ -99,7 +99,6 @@ enum llama_pooling_type DeclaredPooling(const llama_model* model, const std::str
   return static_cast<enum llama_pooling_type>(std::atoi(v.c_str()));
 }
 
-
 // SHA-256 and SHA-384 of the whole of `fd` (mapped read-only).
 Status HashFd(int fd, uint64_t size, std::string* sha256, std::string* sha384) {
   void* map = nullptr;
@@ -365,9 +364,10 @@ Result<RenderedChat> Engine::RenderChat(const std::string& name, const ChatReque
   out.prompt_tokens = static_cast<int>(Tokenize(m->vocab, out.prompt).size());
   if (out.prompt_tokens >= n_ctx) {
     return MakeError(ErrorCode::kInvalidArgument, kModule, "prompt-too-long",
-                     "the prompt has " + std::to_string(out.prompt_tokens) + " tokens; model '" +
-                         name + "' has a context of " + std::to_string(n_ctx) +
-                         " for a request, prompt and answer together");
+                     "model '" + name + "': the maximum context length is " +
+                         std::to_string(n_ctx) +
+                         " tokens (prompt and answer together); the prompt has " +
+                         std::to_string(out.prompt_tokens) + " tokens");
   }
   return out;
 }
@@ -433,8 +433,8 @@ Result<GenerateStats> Engine::Chat(const std::string& name,
   ChatRequest request;
   request.messages = messages;
   auto r = Chat(
-      name, request, sampling, [&](const ChatDelta& d) { return d.content.empty() || on_piece(d.content); },
-      cancel);
+      name, request, sampling,
+      [&](const ChatDelta& d) { return d.content.empty() || on_piece(d.content); }, cancel);
   if (!r.ok()) return r.error();
   return r->stats;
 }
@@ -460,9 +460,8 @@ Result<EmbedResult> Engine::Embed(const std::string& name, const std::vector<std
 }
 
 EngineCounters Engine::counters() const {
-  return {s_->active.load(),         s_->completed.load(),
-          s_->cancelled.load(),      s_->failed.load(),
-          s_->batch_counters->steps, s_->batch_counters->tokens};
+  return {s_->active.load(), s_->completed.load(),      s_->cancelled.load(),
+          s_->failed.load(), s_->batch_counters->steps, s_->batch_counters->tokens};
 }
 
 }  // namespace modelseal::engine

@@ -15,7 +15,8 @@ constexpr char kModule[] = "engine";
 
 std::string TokenPiece(const llama_vocab* vocab, llama_token tok, bool special) {
   std::string out(32, '\0');
-  int n = llama_token_to_piece(vocab, tok, out.data(), static_cast<int32_t>(out.size()), 0, special);
+  int n =
+      llama_token_to_piece(vocab, tok, out.data(), static_cast<int32_t>(out.size()), 0, special);
   if (n < 0) {
     out.resize(static_cast<size_t>(-n));
     n = llama_token_to_piece(vocab, tok, out.data(), static_cast<int32_t>(out.size()), 0, special);
@@ -37,7 +38,8 @@ Result<std::string> FormatChat(const Engine::Model& m, const std::vector<ChatMes
   }
   ChatRequest req;
   req.messages = messages;
-  MS_ASSIGN_OR_RETURN(ChatPlan plan, RenderChat(*m.templates, req, std::chrono::system_clock::now()));
+  MS_ASSIGN_OR_RETURN(ChatPlan plan,
+                      RenderChat(*m.templates, req, std::chrono::system_clock::now()));
   return plan.prompt;
 }
 
@@ -77,9 +79,10 @@ Result<GenerateStats> Generate(Engine::Model& m, const GenerateSpec& spec,
   }
   if (n >= n_ctx) {
     return MakeError(ErrorCode::kInvalidArgument, kModule, "prompt-too-long",
-                     "the prompt has " + std::to_string(n) + " tokens; model '" + m.info.name +
-                         "' has a context of " + std::to_string(n_ctx) +
-                         " for a request, prompt and answer together");
+                     "model '" + m.info.name + "': the maximum context length is " +
+                         std::to_string(n_ctx) +
+                         " tokens (prompt and answer together); the prompt has " +
+                         std::to_string(n) + " tokens");
   }
   st.prompt_tokens = n;
   if (sampling.max_tokens == 0) {  // nothing to generate
@@ -131,7 +134,8 @@ Result<GenerateStats> Generate(Engine::Model& m, const GenerateSpec& spec,
       }
       ++st.completion_tokens;
       bool stopped = false;
-      const std::string out = filter.Push(TokenPiece(m.vocab, tok, job->sampler->Preserved(tok)), &stopped);
+      const std::string out =
+          filter.Push(TokenPiece(m.vocab, tok, job->sampler->Preserved(tok)), &stopped);
       if (!emit(out)) {
         finish = "cancelled";
         break;
