@@ -180,7 +180,11 @@ Result<std::map<uint32_t, std::string>> ParsePcrs(const std::vector<std::string>
   for (const auto& it : items) {
     const size_t eq = it.find('=');
     const auto hex = eq == std::string::npos ? std::nullopt : FromHex(it.substr(eq + 1));
-    int index = eq == std::string::npos ? -1 : std::atoi(it.substr(0, eq).c_str());
+    // The index strictly: one or two digits ("x=..." or "4x=..." is an error, not PCR0).
+    const std::string digits = eq == std::string::npos ? "" : it.substr(0, eq);
+    const bool numeric = !digits.empty() && digits.size() <= 2 &&
+                         digits.find_first_not_of("0123456789") == std::string::npos;
+    const int index = numeric ? std::stoi(digits) : -1;
     if (!hex || hex->size() != 48 || index < 0 || index > 23) {
       return MakeError(
           ErrorCode::kInvalidArgument, "cli", "bad-pcr",

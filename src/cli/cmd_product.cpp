@@ -464,7 +464,10 @@ void RegisterProductCommands(CLI::App& app) {
   auto* published = app.add_subcommand("published", "Published models (ls, rm)");
   published->require_subcommand(0, 1);
   ApiOptions(published);
-  SetAction(published, PublishedList);
+  // `published` alone lists; with `ls` or `rm` only the subcommand runs (CLI11 calls
+  // the parent's callback too).
+  SetAction(published,
+            [published] { return published->get_subcommands().empty() ? PublishedList() : 0; });
   auto* ls = published->add_subcommand("ls", "List published models");
   ApiOptions(ls);
   SetAction(ls, PublishedList);

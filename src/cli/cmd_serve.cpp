@@ -24,6 +24,7 @@ struct ServeOptions {
   size_t max_body = 8u << 20;
   std::string tls_cert, tls_key;
   bool insecure_http = false;
+  std::string config;
 };
 
 int Serve(const ServeOptions& o) {
@@ -118,7 +119,11 @@ void RegisterServeCommands(CLI::App& app) {
   serve->add_option("--tls-key", o.tls_key, "PEM private key of --tls-cert");
   serve->add_flag("--insecure-http", o.insecure_http,
                   "Allow plain HTTP on a non-loopback --listen address (refused otherwise)");
-  SetAction(serve, [] { return Serve(o); });
+  serve->add_option("--config", o.config,
+                    "Serve the whole product (API, web UI, chat) on the endpoints of this "
+                    "configuration file (docs/config.md); --model and the other options do "
+                    "not apply then");
+  SetAction(serve, [] { return o.config.empty() ? Serve(o) : ServeProduct(o.config); });
 }
 
 }  // namespace modelseal::cli

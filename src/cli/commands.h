@@ -43,5 +43,8 @@ void RegisterDevDocumentCommand(CLI::App* dev);
 void RegisterProductCommands(CLI::App& app);
 // up, down (cmd_up.cpp).
 void RegisterUpCommands(CLI::App& app);
+void RegisterMachineCommands(CLI::App& app);
+// `modelseal serve --config FILE`: the product on the configuration's endpoints.
+int ServeProduct(const std::string& config_path);
 
 }  // namespace modelseal::cli

@@ -20,10 +20,13 @@
 
 #include "attest/attest.h"
 #include "common/bytes.h"
+#include "common/digest.h"
 #include "common/io.h"
 #include "common/ossl.h"
+#include "httpd/httpd.h"
 #include "kms/client.h"
 #include "pipeline/pipeline.h"
+#include "tpm/tpm.h"
 
 namespace modelseal::cli {
 
@@ -31,6 +34,46 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
+
+// A measured boot for the development TPM, so that boot PCRs mean something here as
+// they do on a NitroTPM instance (where the firmware measures the boot): PCR0 gets a
+// fixed "development firmware" event, PCR4 the digest of the modelseal binary that
+// runs (the boot loader/UKI's PCR: a rebuilt binary is "other code", and a policy
+// pinned to the old value no longer releases the key), PCR7 a fixed "Secure Boot:
+// development" event. Every allocated SHA-256/SHA-384 bank gets the event's digest of
+// that bank's algorithm. swtpm starts with a new boot, so the values are the same at
+// every start of the same binary.
+Status MeasureDevelopmentBoot(const std::string& tcti) {
+  tpm::TpmOptions to;
+  to.tcti = tcti;
+  MS_ASSIGN_OR_RETURN(auto t, tpm::Tpm::Open(to));
+  const int exe = ::open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  if (exe < 0) return ErrnoError("up", "open /proc/self/exe to measure it", errno);
+  struct stat st {};
+  ::fstat(exe, &st);
+  auto binary = DigestFd(exe, static_cast<uint64_t>(st.st_size), "up");
+  ::close(exe);
+  if (!binary.ok()) return binary.take_error();
+  auto text = [](std::string_view s) {
+    return DigestBytes({reinterpret_cast<const uint8_t*>(s.data()), s.size()});
+  };
+  const std::vector<std::pair<uint32_t, ModelDigests>> events = {
+      {0, text("modelseal development firmware")},
+      {4, *binary},
+      {7, text("modelseal development: Secure Boot not enforced")},
+  };
+  MS_ASSIGN_OR_RETURN(auto banks, t->AllocatedBanks());
+  for (const tpm::Bank bank : banks) {
+    if (bank != tpm::Bank::kSha256 && bank != tpm::Bank::kSha384) continue;
+    for (const auto& [index, d] : events) {
+      const std::span<const uint8_t> digest = bank == tpm::Bank::kSha256
+                                                  ? std::span<const uint8_t>(d.sha256)
+                                                  : std::span<const uint8_t>(d.sha384);
+      MS_RETURN_IF_ERROR(t->ExtendPcr(index, bank, digest));
+    }
+  }
+  return Ok{};
+}
 
 constexpr char kRegion[] = "us-east-1";
 constexpr char kAccount[] = "111122223333";
@@ -147,6 +190,33 @@ void Terminate(pid_t pid) {
   ::waitpid(pid, nullptr, 0);
 }
 
+// The helpers of an earlier `up` of this state directory that was killed (-9): they
+// got SIGTERM from the kernel when it died (PR_SET_PDEATHSIG) but may still be
+// exiting, holding swtpm's state lock. Waits for them (bounded), then kills them.
+// Only processes that are still swtpm or modelseal are touched (pids are reused).
+void ReapStaleHelpers(const std::string& state_dir) {
+  std::ifstream f(state_dir + "/up.json");
+  if (!f) return;
+  const json j = json::parse(f, nullptr, false);
+  if (!j.is_object()) return;
+  for (const char* key : {"swtpm_pid", "kms_pid"}) {
+    if (!j.contains(key) || !j[key].is_number_integer()) continue;
+    const pid_t pid = j[key].get<pid_t>();
+    if (pid <= 0) continue;
+    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name != "swtpm" && name != "modelseal") continue;
+    for (int i = 0; i < 500 && ::kill(pid, 0) == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (::kill(pid, 0) == 0) ::kill(pid, SIGKILL);
+    for (int i = 0; i < 500 && ::kill(pid, 0) == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+}
+
 }  // namespace
 
 pid_t RunningUp(const std::string& state_dir) {
@@ -177,10 +247,12 @@ Result<std::unique_ptr<EmbeddedStack>> EmbeddedStack::Start(const EmbeddedOption
                          "; stop it with `modelseal down`");
   }
   s->locked_ = true;
+  ReapStaleHelpers(s->state_);
 
   auto swtpm = tpm::Swtpm::Start({s->state_ + "/tpm", 0});
   if (!swtpm.ok()) return swtpm.take_error();
   s->swtpm_ = std::move(*swtpm);
+  MS_RETURN_IF_ERROR(MeasureDevelopmentBoot(s->swtpm_->tcti()));
   MS_RETURN_IF_ERROR(attest::DevAuthority::Open(s->state_));
   MS_RETURN_IF_ERROR(EnsureCredentials(s->state_ + "/kms"));
   MS_RETURN_IF_ERROR(s->StartKeyService(o));
@@ -209,12 +281,9 @@ Status EmbeddedStack::StartKeyService(const EmbeddedOptions& o) {
   const ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (n <= 0) return ErrnoError("up", "find this program", errno);
   self[n] = '\0';
-  std::string host = "127.0.0.1";
-  int wanted = 0;
-  if (const size_t colon = o.kms_listen.rfind(':'); colon != std::string::npos) {
-    host = o.kms_listen.substr(0, colon);
-    wanted = std::atoi(o.kms_listen.c_str() + colon + 1);
-  }
+  MS_ASSIGN_OR_RETURN(auto addr, httpd::ParseListen(o.kms_listen));
+  const std::string host = addr.first;
+  const int wanted = addr.second;
   const std::string log = state_ + "/logs/kms.log";
   for (int attempt = 0; attempt < 5; ++attempt) {
     const int port = wanted ? wanted : FreePort();

@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   modelseal::cli::RegisterStoreCommands(app);
   modelseal::cli::RegisterKmsCommands(app);
   modelseal::cli::RegisterProductCommands(app);
+  modelseal::cli::RegisterUpCommands(app);
+  modelseal::cli::RegisterMachineCommands(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

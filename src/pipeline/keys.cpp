@@ -12,10 +12,12 @@ using nlohmann::json;
 
 std::string ModelKeyPolicy(const std::string& owner_arn, const std::string& consumer_arn) {
   json statements = json::array();
+  // The owner administers the key and makes data keys with it, but may not Decrypt:
+  // the released key reaches attested machines only, whoever asks.
   statements.push_back({{"Sid", "OwnerAdministers"},
                         {"Effect", "Allow"},
                         {"Principal", {{"AWS", owner_arn}}},
-                        {"Action", "kms:*"},
+                        {"NotAction", "kms:Decrypt"},
                         {"Resource", "*"}});
   if (!consumer_arn.empty()) {
     statements.push_back({{"Sid", "ConsumerReadsKey"},

@@ -236,7 +236,7 @@ Result<LoadResult> Run::Sealed() {
   }
   Done("download", std::to_string(h.plaintext_size) + " bytes decrypted");
   return MeasureAndServe(std::move(*memfd), name, h.sha384, ToHex(h.sha256),
-                         "sealed:" + d_.store->url() + object);
+                         "sealed:" + d_.store->url() + "/" + object);
 }
 
 Result<LoadResult> Run::Legacy() {

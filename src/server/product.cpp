@@ -9,6 +9,7 @@
 
 #include "common/bytes.h"
 #include "common/ossl.h"
+#include "kms/lint.h"
 #include "kms/policy.h"
 #include "server/product_internal.h"
 
@@ -299,9 +300,22 @@ const kms::KmsClient* Product::PolicyReader() const {
 
 namespace {
 
+// The lint warnings of a policy (kms/lint.h), as the API shows them.
+json LintJson(const kms::Policy& policy) {
+  json warnings = json::array();
+  for (const kms::LintWarning& w : kms::LintPolicy(policy)) {
+    warnings.push_back({{"statement", w.statement ? json(*w.statement) : json(nullptr)},
+                        {"sid", w.sid},
+                        {"code", w.code},
+                        {"message", w.message}});
+  }
+  return warnings;
+}
+
 ApiReply PolicyReply(const std::string& key, const std::string& text) {
   json policy = json::parse(text, nullptr, false);
   json warnings = json::array();
+  if (auto parsed = kms::ParsePolicy(text); parsed.ok()) warnings = LintJson(*parsed);
   return {200, {{"key_id", key}, {"policy", policy}, {"text", text}, {"warnings", warnings}}};
 }
 
@@ -398,10 +412,20 @@ ApiReply Product::CheckPolicy(const ApiCall& c) {
   return {200, VerdictJson(*v, who)};
 }
 
+// POST /ms/v1/policy/lint {"policy": object or JSON text}: the warnings, without
+// touching any key (the UI lints a draft before "Update policy").
 ApiReply Product::LintPolicy(const ApiCall& c) {
-  (void)c;
-  return ErrorReply(MakeError(ErrorCode::kUnsupported, "server", "not-implemented",
-                              "policy lint is not available in this build"));
+  if (!c.body.is_object() || !c.body.contains("policy")) {
+    return ErrorReply(BadRequest("policy is required"));
+  }
+  const json& p = c.body["policy"];
+  if (!p.is_string() && !p.is_object()) {
+    return ErrorReply(BadRequest("policy must be a JSON object or its text"));
+  }
+  const std::string text = p.is_string() ? p.get<std::string>() : p.dump();
+  auto parsed = kms::ParsePolicy(text);
+  if (!parsed.ok()) return ErrorReply(parsed.error());
+  return {200, {{"warnings", LintJson(*parsed)}}};
 }
 
 }  // namespace modelseal::server

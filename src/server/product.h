@@ -103,6 +103,7 @@ class Product {
   ApiReply Environment(const ApiCall& c);
   ApiReply Gpu(const ApiCall& c) const;
   ApiReply System(const ApiCall& c);
+  ApiReply Network(const ApiCall& c);
 
   // The JSON the API shows for one loaded model.
   static nlohmann::json LoadedJson(const engine::ModelInfo& m);

@@ -1,13 +1,10 @@
 // Product API operations about the machine: attestation documents and their
-// verification, PCRs, the PCR15 log, instance metadata, GPUs and system health.
-#include <sys/sysinfo.h>
+// verification, PCRs, the PCR15 log. (Environment views: product_env.cpp.)
 #include <unistd.h>
 
 #include "attest/attest.h"
-#include "aws/imds.h"
 #include "common/bytes.h"
 #include "common/ossl.h"
-#include "server/nvml.h"
 #include "server/product.h"
 #include "server/product_internal.h"
 #include "tpm/tpm.h"
@@ -95,6 +92,25 @@ json OptionalHex(const std::optional<Bytes>& b) {
 
 }  // namespace
 
+namespace {
+
+// The API's names for a check's outcome (machine-readable, unlike OutcomeName's).
+const char* ApiOutcome(attest::CheckOutcome o) {
+  switch (o) {
+    case attest::CheckOutcome::kPassed:
+      return "passed";
+    case attest::CheckOutcome::kFailed:
+      return "failed";
+    case attest::CheckOutcome::kNotRun:
+      return "not-run";
+    case attest::CheckOutcome::kNotRequested:
+      return "not-requested";
+  }
+  return "failed";
+}
+
+}  // namespace
+
 ApiReply Product::Attestation(const ApiCall& c) {
   auto nonce_hex = Str(c.body, "nonce", false);
   if (!nonce_hex.ok()) return ErrorReply(nonce_hex.error());
@@ -124,7 +140,7 @@ ApiReply Product::Attestation(const ApiCall& c) {
   json checks = json::array();
   for (const auto& ch : rep.checks) {
     checks.push_back(
-        {{"name", ch.name}, {"outcome", attest::OutcomeName(ch.outcome)}, {"detail", ch.detail}});
+        {{"name", ch.name}, {"outcome", ApiOutcome(ch.outcome)}, {"detail", ch.detail}});
   }
   json fields = nullptr, certificates = json::array();
   if (rep.document) {
@@ -193,107 +209,6 @@ ApiReply Product::Pcr15Log(const ApiCall&) {
             {{"reset_count", log->log.boot.reset_count},
              {"restart_count", log->log.boot.restart_count}}},
            {"discarded_earlier_boot", log->discarded_stale}}};
-}
-
-ApiReply Product::Environment(const ApiCall& c) {
-  aws::ImdsClient imds(net::DefaultTransport());
-  json out = {{"on_ec2", false}, {"endpoint", imds.endpoint()}};
-  if (aws::ImdsClient::DisabledByEnvironment()) {
-    out["note"] = "not on EC2 (AWS_EC2_METADATA_DISABLED is set)";
-    return {200, out};
-  }
-  auto identity = imds.Get("/latest/dynamic/instance-identity/document");
-  if (!identity.ok()) {
-    out["note"] = "not on EC2: the instance metadata service did not answer (" +
-                  identity.error().message + ")";
-    return {200, out};
-  }
-  out["on_ec2"] = true;
-  json doc = json::parse(*identity, nullptr, false);
-  out["identity_document"] = doc.is_discarded() ? json(*identity) : doc;
-  if (doc.is_object()) {
-    out["summary"] = {{"account_id", doc.value("accountId", "")},
-                      {"region", doc.value("region", "")},
-                      {"instance_type", doc.value("instanceType", "")},
-                      {"architecture", doc.value("architecture", "")},
-                      {"instance_id", doc.value("instanceId", "")},
-                      {"availability_zone", doc.value("availabilityZone", "")},
-                      {"image_id", doc.value("imageId", "")}};
-  }
-  if (auto iam = imds.Get("/latest/meta-data/iam/info"); iam.ok()) {
-    json info = json::parse(*iam, nullptr, false);
-    out["iam"] = info.is_discarded() ? json(*iam) : info;
-  } else {
-    out["iam"] = {{"note", "no IAM instance profile: " + iam.error().message}};
-  }
-  (void)c;
-  return {200, out};
-}
-
-ApiReply Product::Gpu(const ApiCall&) const {
-  const GpuReport g = ReadGpus();
-  json devices = json::array();
-  for (const auto& d : g.devices) {
-    devices.push_back({{"name", d.name},
-                       {"memory_total", d.memory_total},
-                       {"memory_used", d.memory_used},
-                       {"utilization_gpu", d.utilization_gpu},
-                       {"utilization_memory", d.utilization_memory},
-                       {"temperature_c", d.temperature_c}});
-  }
-  return {200,
-          {{"available", g.available},
-           {"reason", g.reason},
-           {"driver_version", g.driver_version},
-           {"cuda_version", g.cuda_version},
-           {"devices", devices}}};
-}
-
-ApiReply Product::System(const ApiCall& c) {
-  json services = json::object();
-  auto health = [&](const char* name, Status s, const std::string& detail) {
-    services[name] = {{"ok", s.ok()}, {"detail", s.ok() ? detail : s.error().message}};
-  };
-  auto tpm = env_.machine->Describe();
-  health("tpm", tpm.ok() ? Status() : Status(tpm.error()), tpm.ok() ? *tpm : "");
-  if (env_.store) {
-    auto page = env_.store->List("", "", 1);
-    health("store", page.ok() ? Status() : Status(page.error()), env_.store->url());
-  }
-  {
-    auto keys = env_.consumer_kms->Call("ListKeys", {{"Limit", 1}});
-    // A consumer may not be allowed to list keys: an answer of any kind means the
-    // key service is up.
-    const bool reachable = keys.ok() || keys.error().code != ErrorCode::kUnavailable;
-    services["kms"] = {
-        {"ok", reachable},
-        {"detail", env_.consumer_kms->endpoint() + (reachable ? "" : ": " + keys.error().message)}};
-  }
-  const auto counters = engine_.counters();
-  services["engine"] = {{"ok", true},
-                        {"detail", std::to_string(engine_.List().size()) + " model(s) loaded"},
-                        {"active_requests", counters.active},
-                        {"completed_requests", counters.completed}};
-  struct sysinfo si {};
-  sysinfo(&si);
-  char host[256] = {};
-  gethostname(host, sizeof(host) - 1);
-  json out = {{"version", o_.version},
-              {"llama_cpp", MODELSEAL_LLAMA_VERSION},
-              {"hostname", host},
-              {"uptime_seconds", si.uptime},
-              {"process_uptime_seconds", std::chrono::duration_cast<std::chrono::seconds>(
-                                             std::chrono::steady_clock::now() - started_)
-                                             .count()},
-              {"attestation", env_.config.attestation},
-              {"services", services}};
-  if (Allowed(c.role, Permission::kOwner)) {
-    out["memory"] = {{"total", static_cast<uint64_t>(si.totalram) * si.mem_unit},
-                     {"free", static_cast<uint64_t>(si.freeram) * si.mem_unit}};
-    out["load_average"] = {si.loads[0] / 65536.0, si.loads[1] / 65536.0, si.loads[2] / 65536.0};
-    out["state_dir"] = o_.state_dir;
-  }
-  return {200, out};
 }
 
 }  // namespace modelseal::server

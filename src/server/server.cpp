@@ -8,6 +8,8 @@
 #include <mutex>
 
 #include "server/internal.h"
+#include "server/product_http.h"
+#include "server/web.h"
 
 namespace modelseal::server {
 
@@ -293,6 +295,7 @@ Result<std::pair<std::string, int>> ParseListen(const std::string& addr) {
 
 struct Server::Impl {
   Api api;
+  ProductRoutes product_routes;
   std::unique_ptr<httpd::Server> http;
   std::mutex mu;
   std::condition_variable cv;
@@ -304,12 +307,27 @@ Server::Server(engine::Engine& engine, ServerOptions options) : impl_(std::make_
   ServerOptions& o = impl_->api.options;
   if (o.version.empty()) o.version = MODELSEAL_VERSION;
   httpd::Router router;
-  router.Get("/", [](httpd::Request&, httpd::Responder& res) {
-    res.Send({200, "text/plain; charset=utf-8", "modelseal is running", {}});
-  });
+  if (o.web_root.empty()) {
+    router.Get("/", [](httpd::Request&, httpd::Responder& res) {
+      res.Send({200, "text/plain; charset=utf-8", "modelseal is running", {}});
+    });
+  } else {
+    RegisterWebUi(router, o.web_root);
+  }
   RegisterOllama(router, impl_->api);
   RegisterOpenAi(router, impl_->api);
   RegisterEmbeddings(router, impl_->api);
+  if (o.product != nullptr) {
+    impl_->product_routes = RegisterProduct(router, *o.product, o.spool_dir);
+  }
+  httpd::HeadHook hook;
+  if (o.tokens != nullptr) {
+    TokenStore* tokens = o.tokens;
+    const ProductRoutes* routes = &impl_->product_routes;
+    hook = [tokens, routes](httpd::Request& head) {
+      return Authorize(head, *tokens, PermissionFor(head, *routes));
+    };
+  }
   httpd::ServerOptions h;
   h.host = o.host;
   h.port = o.port;
@@ -318,7 +336,12 @@ Server::Server(engine::Engine& engine, ServerOptions options) : impl_(std::make_
   h.allow_insecure_http = o.allow_insecure_http;
   h.workers = std::max(o.threads, 4);
   h.max_body_bytes = o.max_body_bytes;
-  impl_->http = std::make_unique<httpd::Server>(std::move(h), std::move(router), RenderHttpError);
+  impl_->http = std::make_unique<httpd::Server>(
+      std::move(h), std::move(router),
+      [](const httpd::HttpError& e, const httpd::Request& req) {
+        return IsProductPath(req.path) ? RenderProductError(e) : RenderHttpError(e, req);
+      },
+      std::move(hook));
 }
 
 Server::~Server() {

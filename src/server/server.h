@@ -33,6 +33,9 @@
 
 namespace modelseal::server {
 
+class Product;     // server/product.h
+class TokenStore;  // server/tokens.h
+
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 11434;  // 0: any free port (see Server::port())
@@ -41,6 +44,17 @@ struct ServerOptions {
   std::optional<httpd::TlsFiles> tls;  // serve HTTPS with these
   bool allow_insecure_http = false;    // plain HTTP on a non-loopback address
   std::string version;                 // reported by /api/version; empty: modelseal's own
+
+  // The product (modelseal up / serve --config). With `product`, the /ms/v1 API is
+  // served (server/product_http.h). With `tokens`, every request needs a bearer token
+  // whose role may make it, checked on the request head before any body byte: chat,
+  // generation and unloading need the consumer role, listings any role;
+  // /api/version, GET /ms/v1/health, /ms/v1/openapi.json and the web UI's files need
+  // none. Both outlive the Server.
+  Product* product = nullptr;
+  TokenStore* tokens = nullptr;
+  std::string web_root;   // the built web UI (index.html, assets/); empty: none
+  std::string spool_dir;  // where uploads are spooled (anonymous files); empty: $TMPDIR
 };
 
 // "HOST:PORT", ":PORT" (127.0.0.1) or "PORT" (httpd::ParseListen).

@@ -24,6 +24,32 @@ TEST(Cbor, RoundTripsEveryType) {
   EXPECT_EQ(back->FindInt(1)->uint, 34u);
   EXPECT_EQ(back->Find("bytes")->bytes.size(), 300u);
   EXPECT_EQ(back->Find("arr")->items[2].uint, 1ULL << 40);
+
+  // The simple values and a tag, against RFC 8949 Appendix A's encodings:
+  // false f4, true f5, null f6, undefined f7, tag 18 d2, h'' 40, -35 3822, "a" 6161.
+  Value undefined;
+  undefined.type = Type::kUndefined;
+  Value tagged;
+  tagged.type = Type::kTag;
+  tagged.uint = 18;
+  tagged.items = {Value::Bstr({})};
+  const Value simple = Value::Array({Value::Bool(false), Value::Bool(true), Value::Null(),
+                                     undefined, tagged, Value::Int(-35), Value::Tstr("a")});
+  const Bytes simple_enc = Encode(simple);
+  EXPECT_EQ(simple_enc, H("87f4f5f6f7d24038226161"));
+  auto simple_back = Decode(simple_enc);
+  ASSERT_TRUE(simple_back.ok()) << simple_back.error().ToString();
+  ASSERT_EQ(simple_back->items.size(), 7u);
+  EXPECT_EQ(simple_back->items[0].type, Type::kBool);
+  EXPECT_FALSE(simple_back->items[0].boolean);
+  EXPECT_EQ(simple_back->items[1].type, Type::kBool);
+  EXPECT_TRUE(simple_back->items[1].boolean);
+  EXPECT_EQ(simple_back->items[2].type, Type::kNull);
+  EXPECT_EQ(simple_back->items[3].type, Type::kUndefined);
+  EXPECT_EQ(simple_back->items[4].type, Type::kTag);
+  EXPECT_EQ(simple_back->items[4].uint, 18u);
+  EXPECT_TRUE(simple_back->items[4].items.at(0).is_bytes());
+  EXPECT_EQ(Encode(*simple_back), simple_enc);
 }
 
 TEST(Cbor, KnownEncodings) {

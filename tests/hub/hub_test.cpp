@@ -329,7 +329,7 @@ TEST_F(HubTest, TheTokenIsSentButNeverPutInAStringHeader) {
   }
 }
 
-TEST(HubEnv, EndpointTokenAndCacheFromEnvironment) {
+TEST(HubEnv, EndpointAndCacheFromEnvironment) {
   setenv("HF_ENDPOINT", "http://127.0.0.1:9/", 1);
   setenv("MODELSEAL_HUB_CACHE", "/tmp/hubcache-env", 1);
   HubClient c;

@@ -96,25 +96,42 @@ TEST_F(KeyStoreTest, RefusesAMasterKeyOthersCanRead) {
 // whose every listed key still works.
 TEST_F(KeyStoreTest, SurvivesKillDashNine) {
   { OpenStore(); }
+  size_t keys_before = 0;
   for (int round = 0; round < 8; ++round) {
+    int ready[2];
+    ASSERT_EQ(pipe(ready), 0);
     const pid_t pid = fork();
     if (pid == 0) {
+      close(ready[0]);
       auto ks = KeyStore::Open(dir_, "eu-west-1", "111122223333");
       if (!ks.ok()) _exit(2);
       for (int i = 0; i < 100000; ++i) {
         auto k = (*ks)->CreateKey("k" + std::to_string(i), "{\"Statement\": []}");
         if (!k.ok()) _exit(3);
         (void)(*ks)->PutPolicy(k->key_id, "{}");
+        if (i == 0) {  // one key is on disk: the parent may kill from now on
+          const char c = 1;
+          if (write(ready[1], &c, 1) != 1) _exit(4);
+        }
       }
       _exit(0);
     }
-    usleep(static_cast<useconds_t>(20000 + round * 7000));
+    close(ready[1]);
+    char c = 0;
+    ASSERT_EQ(read(ready[0], &c, 1), 1) << "the writer failed before its first key";
+    close(ready[0]);
+    usleep(static_cast<useconds_t>(round * 3000));
     kill(pid, SIGKILL);
     int status = 0;
     waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "the writer ended on its own (status " << status << ")";
     auto ks = OpenStore();
     ASSERT_TRUE(ks) << "store unreadable after kill in round " << round;
-    for (const auto& k : ks->List()) {
+    const auto keys = ks->List();
+    // What the killed writer committed is there: at least its first key per round.
+    EXPECT_GE(keys.size(), keys_before + 1) << "round " << round;
+    keys_before = keys.size();
+    for (const auto& k : keys) {
       auto blob = ks->Encrypt(k.key_id, Bytes{9}, {});
       ASSERT_TRUE(blob.ok()) << k.key_id;
       ASSERT_TRUE(ks->Decrypt(*blob, {}).ok());

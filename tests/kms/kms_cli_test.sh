@@ -51,6 +51,14 @@ err=$("$ms" kms policy allow-attested "$key" --principal "$consumer" --pcr 4=abc
 rc=$?
 set -e
 [ "$rc" != 0 ] && echo "$err" | grep -q "96 hex digits" || fail "bad --pcr accepted: $err"
+# The index strictly: "x=" and "4x=" are errors, not PCR0 and PCR4.
+for bad in "x=$pcr4" "4x=$pcr4" "=$pcr4" "123=$pcr4"; do
+  set +e
+  err=$("$ms" kms policy allow-attested "$key" --principal "$consumer" --pcr "$bad" --pcr "7=$pcr7" 2>&1)
+  rc=$?
+  set -e
+  [ "$rc" != 0 ] && echo "$err" | grep -q "N in 0..23" || fail "--pcr $bad accepted: $err"
+done
 # A statement pinning no boot PCR (0-7) is refused: PCR15 alone can be replayed.
 set +e
 err=$("$ms" kms policy allow-attested "$key" --principal "$consumer" --pcr "15=$pcr4" 2>&1)

@@ -1,0 +1,549 @@
+// End to end on the embedded stack: `modelseal up`, then the owner publishes and
+// sets the policy, the consumer loads and chats, with the CLI, the product API and
+// the official `ollama` and `openai` clients. Expected values come from outside
+// modelseal: digests from Node's crypto over the model file, PCRs from tpm2-tools'
+// tpm2_pcrread, the key service's decisions from its audit log.
+// Needs MODELSEAL_BIN (the modelseal executable); ctest sets it.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Ollama } from 'ollama';
+import OpenAI from 'openai';
+import { Validator } from '@seriousme/openapi-schema-validator';
+import Ajv2020 from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+
+const bin = process.env.MODELSEAL_BIN;
+assert.ok(bin, 'MODELSEAL_BIN must name the modelseal executable');
+
+let dir, state, up, base, tokens, modelFile, modelSha384, imds;
+
+// EC2's instance metadata service as AWS documents it (IMDSv2: a session token from
+// PUT /latest/api/token, required on every GET).
+const IDENTITY = {
+  accountId: '210987654321', architecture: 'x86_64', availabilityZone: 'us-east-2b',
+  imageId: 'ami-0abcdef1234567890', instanceId: 'i-0123456789abcdef0', instanceType: 'g5.xlarge',
+  pendingTime: '2026-11-30T10:00:00Z', privateIp: '10.0.1.23', region: 'us-east-2', version: '2017-09-30',
+};
+const IAM_INFO = {
+  Code: 'Success', LastUpdated: '2026-11-30T10:05:00Z',
+  InstanceProfileArn: 'arn:aws:iam::210987654321:instance-profile/modelseal-consumer',
+  InstanceProfileId: 'AIPAEXAMPLEPROFILEID',
+};
+function startImds() {
+  const token = 'imds-session-token';
+  const server = createServer((req, res) => {
+    if (req.method === 'PUT' && req.url === '/latest/api/token') {
+      if (!req.headers['x-aws-ec2-metadata-token-ttl-seconds']) { res.writeHead(400); res.end(); return; }
+      res.end(token);
+      return;
+    }
+    if (req.headers['x-aws-ec2-metadata-token'] !== token) { res.writeHead(401); res.end(); return; }
+    const docs = {
+      '/latest/dynamic/instance-identity/document': JSON.stringify(IDENTITY),
+      '/latest/meta-data/iam/info': JSON.stringify(IAM_INFO),
+    };
+    if (docs[req.url]) { res.setHeader('content-type', 'text/plain'); res.end(docs[req.url]); return; }
+    res.writeHead(404);
+    res.end();
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+const sha384 = (buf) => createHash('sha384').update(buf).digest();
+const ZERO48 = Buffer.alloc(48);
+// PCR extend as TPM 2.0 defines it: new = H(old || digest).
+const extend = (old, digest) => sha384(Buffer.concat([old, digest]));
+
+// Runs the CLI against the running `up` (found through --state); never throws.
+function cli(args, env = {}) {
+  const r = spawnSync(bin, [...args, '--state', state], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env, MODELSEAL_TOKEN: env.MODELSEAL_TOKEN ?? '' },
+    timeout: 300_000,
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function ok(args, env) {
+  const r = cli(args, env);
+  assert.equal(r.code, 0, `modelseal ${args.join(' ')} failed:\n${r.out}\n${r.err}`);
+  return r;
+}
+
+async function startUp() {
+  up = spawn(bin, ['up', '--state', state, '--listen', '127.0.0.1:0', '--threads', '1'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      AWS_EC2_METADATA_SERVICE_ENDPOINT: `http://127.0.0.1:${imds.address().port}`,
+      HF_ENDPOINT: `http://127.0.0.1:${imds.address().port}`,
+    },
+  });
+  let errors = '';
+  up.stderr.on('data', (d) => { errors += d; });
+  base = await new Promise((resolve, reject) => {
+    let out = '';
+    up.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/modelseal is up: (http:\/\/\S+)/);
+      if (m) resolve(m[1]);
+    });
+    up.on('exit', (code) => reject(new Error(`modelseal up exited with ${code}:\n${out}\n${errors}`)));
+  });
+  tokens = JSON.parse(readFileSync(path.join(state, 'tokens.local.json'), 'utf8')).tokens;
+}
+
+async function stopUp(signal = 'SIGTERM') {
+  if (!up || up.exitCode !== null) return;
+  const exited = new Promise((resolve) => up.once('exit', resolve));
+  up.kill(signal);
+  await exited;
+}
+
+function tcti() {
+  const conf = readFileSync(path.join(state, 'modelseal.conf'), 'utf8');
+  return conf.match(/^tcti = (\S+)/m)[1];
+}
+
+// PCR `index` of the SHA-384 bank as tpm2-tools reads it.
+function pcrread(index) {
+  const r = spawnSync('tpm2_pcrread', ['-T', tcti(), `sha384:${index}`], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const m = r.stdout.match(new RegExp(`\\b${index}\\s*:\\s*0x([0-9A-Fa-f]{96})`));
+  assert.ok(m, `no PCR ${index} in:\n${r.stdout}`);
+  return m[1].toLowerCase();
+}
+
+function auditLines() {
+  const text = readFileSync(path.join(state, 'kms', 'audit.log'), 'utf8');
+  return text.trim().split('\n').map((l) => JSON.parse(l));
+}
+
+// Every answer of the product API in this run, checked against docs/openapi.json
+// at the end.
+const answers = [];
+
+async function api(method, route, { token, body } = {}) {
+  const headers = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(`${base}${route}`, {
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  if (route.startsWith('/ms/v1/')) answers.push({ method, route, status: res.status, json });
+  return { status: res.status, json, text };
+}
+
+before(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'modelseal-product-'));
+  state = path.join(dir, 'state');
+  modelFile = path.join(dir, 'tiny.gguf');
+  const made = spawnSync(bin, ['dev', 'make-test-model', modelFile, '--layers', '2', '--dim', '128',
+    '--heads', '4', '--ctx', '2048', '--seed', '11'], { encoding: 'utf8' });
+  assert.equal(made.status, 0, made.stderr);
+  modelSha384 = sha384(readFileSync(modelFile));
+  imds = await startImds();
+  await startUp();
+});
+
+after(async () => {
+  await stopUp();
+  if (imds) imds.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('the development boot measures the running binary into PCR4', () => {
+  const expected = extend(ZERO48, sha384(readFileSync(bin))).toString('hex');
+  assert.equal(pcrread(4), expected);
+  assert.notEqual(pcrread(7), ZERO48.toString('hex'));
+});
+
+test('tokens: none, a wrong one and a role the route is not for are refused before any work', async () => {
+  let r = await api('GET', '/ms/v1/models/published');
+  assert.equal(r.status, 401);
+  assert.equal(r.json.error.reason, 'unauthorized');
+  r = await api('GET', '/ms/v1/models/published', { token: 'ms_viewer_not-a-real-token' });
+  assert.equal(r.status, 401);
+  r = await api('POST', '/ms/v1/models/publish', { token: tokens.viewer, body: { name: 'x', source: { test_model: {} } } });
+  assert.equal(r.status, 403);
+  assert.match(r.json.error.message, /owner token/);
+  r = await api('PUT', '/ms/v1/keys/alias%2Fmodelseal/policy', { token: tokens.consumer, body: { policy: '{}' } });
+  assert.equal(r.status, 403);
+  r = await api('POST', '/ms/v1/models/load', { token: tokens.owner, body: { name: 'tiny' } });
+  assert.equal(r.status, 403);
+  assert.match(r.json.error.message, /consumer token/);
+  // Public: health, and the Ollama version probe.
+  assert.equal((await api('GET', '/ms/v1/health')).status, 200);
+  assert.equal((await api('GET', '/api/version')).status, 200);
+  // Chat without a token: the Ollama client sees a 401.
+  const anonymous = new Ollama({ host: base });
+  await assert.rejects(anonymous.list(), (e) => e.status_code === 401);
+  // Nothing was published by any of it.
+  const list = await api('GET', '/ms/v1/models/published', { token: tokens.viewer });
+  assert.deepEqual(list.json.models, []);
+});
+
+test('owner publishes a GGUF: digests equal an independent SHA-384, manifest written', () => {
+  const r = ok(['publish', 'tiny', '--gguf', modelFile, '-q', '--json'],
+    { MODELSEAL_TOKEN: tokens.owner });
+  const published = JSON.parse(r.out);
+  const model = published.model ?? published;
+  assert.equal(model.sha384, modelSha384.toString('hex'));
+  assert.equal(model.sha256, createHash('sha256').update(readFileSync(modelFile)).digest('hex'));
+  const objects = readdirSync(path.join(state, 'store', 'models'));
+  assert.ok(objects.includes('tiny.manifest.json'), objects.join(' '));
+  assert.ok(objects.some((o) => o.endsWith('.msealed')), objects.join(' '));
+  // The sealed object does not contain the plaintext's first bytes (GGUF magic + header).
+  const sealed = objects.find((o) => o.endsWith('.msealed'));
+  const head = readFileSync(modelFile).subarray(0, 64);
+  assert.equal(readFileSync(path.join(state, 'store', 'models', sealed)).indexOf(head), -1);
+  const ls = ok(['published', 'ls', '--json']);
+  assert.deepEqual(JSON.parse(ls.out).models.map((m) => m.name), ['tiny']);
+});
+
+test('a policy pinned to other boot PCRs: the load is refused and explained PCR by PCR', () => {
+  const other = 'ab'.repeat(48);
+  ok(['policy', 'allow-attested', '--pcr', `4=${other}`, '--pcr', '7'],
+    { MODELSEAL_TOKEN: tokens.owner });
+  const before = auditLines().length;
+  const r = cli(['load', 'tiny', '-q'], { MODELSEAL_TOKEN: tokens.consumer });
+  assert.notEqual(r.code, 0);
+  const said = r.out + r.err;
+  assert.match(said, /AttestedDecrypt/);
+  assert.match(said, /NitroTPMPCR4/i);
+  assert.ok(said.includes(other), said);
+  assert.ok(said.includes(pcrread(4)), `the machine's PCR4 is not named:\n${said}`);
+  // The key service denied it, and said so in its audit log.
+  const denied = auditLines().slice(before).filter((l) => l.operation === 'Decrypt');
+  assert.equal(denied.length, 1);
+  assert.equal(denied[0].decision, 'deny');
+  // Nothing was loaded, PCR15 unchanged.
+  assert.equal(pcrread(15), ZERO48.toString('hex'));
+  const ps = ok(['ps', '--json']);
+  assert.deepEqual(JSON.parse(ps.out).models, []);
+});
+
+test('a policy for another principal: the consumer is refused, audited, nothing loaded', () => {
+  const other = 'arn:aws:iam::111122223333:role/someone-else';
+  ok(['policy', 'allow-attested', '--pcr', '4', '--pcr', '7', '--principal', other],
+    { MODELSEAL_TOKEN: tokens.owner });
+  const before = auditLines().length;
+  const r = cli(['load', 'tiny', '-q'], { MODELSEAL_TOKEN: tokens.consumer });
+  assert.notEqual(r.code, 0);
+  assert.match(r.out + r.err, /key-release/);
+  const decrypts = auditLines().slice(before).filter((l) => l.operation === 'Decrypt');
+  assert.equal(decrypts.length, 1);
+  assert.equal(decrypts[0].decision, 'deny');
+  assert.match(decrypts[0].principal, /modelseal-consumer$/);
+  assert.equal(pcrread(15), ZERO48.toString('hex'));
+  assert.deepEqual(JSON.parse(ok(['ps', '--json']).out).models, []);
+});
+
+test('policy lint: warnings on the key\'s policy and on a draft, without changing the key', async () => {
+  const key = encodeURIComponent('alias/modelseal');
+  // Only PCR4 pinned: the advisory asks for PCR7 or PCR12 beside it.
+  ok(['policy', 'allow-attested', '--pcr', '4'], { MODELSEAL_TOKEN: tokens.owner });
+  let r = await api('GET', `/ms/v1/keys/${key}/policy`, { token: tokens.viewer });
+  assert.equal(r.status, 200);
+  assert.ok(r.json.warnings.some((w) => w.code === 'pcr4-without-pcr7-or-pcr12' && w.sid === 'AttestedDecrypt'),
+    JSON.stringify(r.json.warnings));
+  const draft = structuredClone(r.json.policy);
+  draft.Statement.push({ Sid: 'Everyone', Effect: 'Allow', Principal: '*', Action: 'kms:Decrypt', Resource: '*' });
+  const lint = await api('POST', '/ms/v1/policy/lint', { token: tokens.viewer, body: { policy: draft } });
+  assert.equal(lint.status, 200);
+  const everyone = lint.json.warnings.filter((w) => w.sid === 'Everyone').map((w) => w.code);
+  assert.ok(everyone.includes('principal-star'), everyone.join(' '));
+  assert.equal(lint.json.warnings.find((w) => w.sid === 'Everyone').statement, draft.Statement.length - 1);
+  const bad = await api('POST', '/ms/v1/policy/lint', { token: tokens.viewer, body: { policy: '{"Statement": 3}' } });
+  assert.equal(bad.status, 400);
+  r = await api('GET', `/ms/v1/keys/${key}/policy`, { token: tokens.viewer });
+  assert.ok(!r.json.policy.Statement.some((s) => s.Sid === 'Everyone'));
+});
+
+test('--expect-sha384 that differs is refused before any key request', () => {
+  ok(['policy', 'allow-attested', '--pcr', '4', '--pcr', '7'], { MODELSEAL_TOKEN: tokens.owner });
+  const before = auditLines().length;
+  const r = cli(['load', 'tiny', '-q', '--expect-sha384', 'cd'.repeat(48)],
+    { MODELSEAL_TOKEN: tokens.consumer });
+  assert.notEqual(r.code, 0);
+  assert.match(r.out + r.err, /sha384|SHA-384/i);
+  assert.deepEqual(auditLines().slice(before).filter((l) => l.operation === 'Decrypt'), []);
+  assert.equal(pcrread(15), ZERO48.toString('hex'));
+});
+
+test('consumer loads on this machine: PCR15 = extend(0, SHA-384 of the file), as tpm2_pcrread reads it', async () => {
+  const r = ok(['load', 'tiny', '-q', '--expect-sha384', modelSha384.toString('hex')],
+    { MODELSEAL_TOKEN: tokens.consumer });
+  const expected = extend(ZERO48, modelSha384).toString('hex');
+  assert.equal(pcrread(15), expected);
+  assert.ok(r.out.includes(expected), r.out);
+  const released = auditLines().filter((l) => l.operation === 'Decrypt' && l.decision === 'allow');
+  assert.equal(released.length, 1);
+  assert.match(released[0].statement, /AttestedDecrypt/);
+  assert.equal(released[0].attestation.verified, true);
+  // The default policy with PCR4 and PCR7 pinned is clean: the owner administers but
+  // may not Decrypt, the consumer only with attestation.
+  const policy = await api('GET', `/ms/v1/keys/${encodeURIComponent('alias/modelseal')}/policy`,
+    { token: tokens.viewer });
+  assert.deepEqual(policy.json.warnings, []);
+  const ps = JSON.parse(ok(['ps', '--json']).out).models;
+  assert.equal(ps.length, 1);
+  assert.match(ps[0].source, /^sealed:file:\/\/.*\/models\/tiny\.[0-9a-f]+\.msealed$/);
+  assert.equal(ps[0].measured, true);
+  assert.equal(ps[0].sha384, modelSha384.toString('hex'));
+  assert.equal(ps[0].pcr15_after, expected);
+});
+
+test('the PCR15 log replays to the live PCR15', async () => {
+  const r = await api('GET', '/ms/v1/pcr15/log', { token: tokens.viewer });
+  assert.equal(r.status, 200);
+  const entries = r.json.entries;
+  assert.equal(entries.length, 1);
+  assert.equal(entries[0].sha384, modelSha384.toString('hex'));
+  let pcr = ZERO48;
+  for (const e of entries) pcr = extend(pcr, Buffer.from(e.sha384, 'hex'));
+  assert.equal(pcr.toString('hex'), pcrread(15));
+});
+
+test('the attestation document verifies and carries this machine\'s PCRs', async () => {
+  const nonce = 'a1'.repeat(16);
+  const r = await api('POST', '/ms/v1/attestation', { token: tokens.viewer, body: { nonce } });
+  assert.equal(r.status, 200);
+  assert.equal(r.json.verified, true);
+  assert.equal(r.json.development, true);
+  assert.equal(r.json.fields.nonce, nonce);
+  for (const i of [4, 7, 15]) assert.equal(r.json.fields.pcrs[String(i)], pcrread(i));
+  for (const c of r.json.checks) {
+    assert.ok(['passed', 'failed', 'not-run', 'not-requested'].includes(c.outcome), c.outcome);
+  }
+});
+
+test('chat through the official ollama and openai clients with the consumer token', async () => {
+  const ollama = new Ollama({ host: base, headers: { Authorization: `Bearer ${tokens.consumer}` } });
+  const list = await ollama.list();
+  assert.deepEqual(list.models.map((m) => m.name), ['tiny']);
+  assert.equal(list.models[0].modelseal.measured, true);
+  let text = '';
+  let done = false;
+  const stream = await ollama.chat({
+    model: 'tiny', messages: [{ role: 'user', content: 'Hello' }], stream: true,
+    options: { num_predict: 8, temperature: 0 },
+  });
+  for await (const part of stream) {
+    text += part.message.content;
+    done = done || part.done;
+  }
+  assert.ok(done);
+  assert.ok(text.length > 0);
+  const openai = new OpenAI({ baseURL: `${base}/v1`, apiKey: tokens.consumer });
+  const c = await openai.chat.completions.create({
+    model: 'tiny', messages: [{ role: 'user', content: 'Hello' }], max_tokens: 4,
+  });
+  assert.equal(c.choices.length, 1);
+  // The viewer may list but not chat.
+  const viewer = new Ollama({ host: base, headers: { Authorization: `Bearer ${tokens.viewer}` } });
+  assert.equal((await viewer.list()).models.length, 1);
+  await assert.rejects(viewer.chat({ model: 'tiny', messages: [{ role: 'user', content: 'x' }] }),
+    (e) => e.status_code === 403);
+});
+
+test('after a restart the model is loaded again with a fresh key release', async () => {
+  const releasesBefore = auditLines().filter((l) => l.operation === 'Decrypt' && l.decision === 'allow').length;
+  await stopUp();
+  await startUp();
+  // The load runs as a job after start; wait for it through the CLI (bounded).
+  let models = [];
+  for (let i = 0; i < 600 && models.length === 0; i++) {
+    models = JSON.parse(ok(['ps', '--json']).out).models;
+    if (models.length === 0) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(models.length, 1, 'the model was not loaded again');
+  // swtpm started a new boot: PCR15 holds this boot's one measurement.
+  assert.equal(pcrread(15), extend(ZERO48, modelSha384).toString('hex'));
+  const releasesAfter = auditLines().filter((l) => l.operation === 'Decrypt' && l.decision === 'allow').length;
+  assert.equal(releasesAfter, releasesBefore + 1);
+});
+
+test('kill -9 during a publish leaves no half-published model and no plaintext on disk', async () => {
+  // A larger model, so that the publish is still running when the server dies.
+  const big = path.join(dir, 'big.gguf');
+  const made = spawnSync(bin, ['dev', 'make-test-model', big, '--layers', '8', '--dim', '1024',
+    '--heads', '8', '--ctx', '2048', '--seed', '3'], { encoding: 'utf8' });
+  assert.equal(made.status, 0, made.stderr);
+  const publish = spawn(bin, ['publish', 'big', '--gguf', big, '-q', '--state', state],
+    { env: { ...process.env, MODELSEAL_TOKEN: tokens.owner }, stdio: 'ignore' });
+  // Kill the server once the upload reached it and the publish job started.
+  for (let i = 0; i < 600; i++) {
+    const jobs = await api('GET', '/ms/v1/jobs', { token: tokens.viewer });
+    if (jobs.json?.jobs?.some((j) => j.kind === 'publish' && j.state === 'running')) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await stopUp('SIGKILL');
+  await new Promise((resolve) => publish.once('exit', resolve));
+  await startUp();
+  const objects = readdirSync(path.join(state, 'store', 'models'));
+  assert.ok(!objects.includes('big.manifest.json'), objects.join(' '));
+  const list = await api('GET', '/ms/v1/models/published', { token: tokens.viewer });
+  assert.deepEqual(list.json.models.map((m) => m.name), ['tiny']);
+  // No file under the state directory holds the model's plaintext.
+  const magic = readFileSync(big).subarray(0, 4096);
+  const walk = (d) => readdirSync(d, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]);
+  for (const f of walk(state)) {
+    if (!existsSync(f)) continue;
+    let data;
+    try { data = readFileSync(f); } catch { continue; }
+    assert.equal(data.indexOf(magic), -1, `plaintext of the model in ${f}`);
+  }
+  // And the next publish of the same name works.
+  ok(['publish', 'big', '--gguf', big, '-q'], { MODELSEAL_TOKEN: tokens.owner });
+});
+
+test('kill -9 during a load: no plaintext on disk, nothing half-loaded, the next load works', async () => {
+  const big = path.join(dir, 'big.gguf');
+  const load = spawn(bin, ['load', 'big', '-q', '--state', state],
+    { env: { ...process.env, MODELSEAL_TOKEN: tokens.consumer }, stdio: 'ignore' });
+  for (let i = 0; i < 600; i++) {
+    const jobs = await api('GET', '/ms/v1/jobs', { token: tokens.viewer });
+    if (jobs.json?.jobs?.some((j) => j.kind === 'load' && j.state === 'running' &&
+        j.request?.published === 'big')) break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await stopUp('SIGKILL');
+  await new Promise((resolve) => load.once('exit', resolve));
+  await startUp();
+  const magic = readFileSync(big).subarray(0, 4096);
+  const walk = (d) => readdirSync(d, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]);
+  for (const root of [state, '/dev/shm']) {
+    for (const f of walk(root)) {
+      let data;
+      try { data = readFileSync(f); } catch { continue; }
+      assert.equal(data.indexOf(magic), -1, `plaintext of the model in ${f}`);
+    }
+  }
+  // 'big' was never loaded, so the restart does not load it; the next load works.
+  const models = JSON.parse(ok(['ps', '--json']).out).models.map((m) => m.name);
+  assert.ok(!models.includes('big'), models.join(' '));
+  ok(['load', 'big', '-q'], { MODELSEAL_TOKEN: tokens.consumer });
+  const after = JSON.parse(ok(['ps', '--json']).out).models.find((m) => m.name === 'big');
+  assert.equal(after.sha384, sha384(readFileSync(big)).toString('hex'));
+});
+
+test('environment views: instance metadata from IMDSv2, system, network; machine-wide details for the owner only', async () => {
+  const env = await api('GET', '/ms/v1/environment', { token: tokens.viewer });
+  assert.equal(env.status, 200);
+  assert.equal(env.json.on_ec2, true);
+  assert.deepEqual(env.json.identity_document, IDENTITY);
+  assert.equal(env.json.summary.account_id, IDENTITY.accountId);
+  assert.equal(env.json.summary.region, IDENTITY.region);
+  assert.equal(env.json.summary.instance_type, IDENTITY.instanceType);
+  assert.equal(env.json.summary.architecture, IDENTITY.architecture);
+  assert.equal(env.json.iam.InstanceProfileArn, IAM_INFO.InstanceProfileArn);
+  assert.equal(env.json.iam.InstanceProfileId, IAM_INFO.InstanceProfileId);
+  assert.equal(env.json.iam.LastUpdated, IAM_INFO.LastUpdated);
+  assert.ok(Math.abs(Date.parse(env.json.read_at) - Date.now()) < 60_000);
+
+  const viewer = (await api('GET', '/ms/v1/system', { token: tokens.viewer })).json;
+  const owner = (await api('GET', '/ms/v1/system', { token: tokens.owner })).json;
+  for (const s of ['tpm', 'kms', 'store', 'engine', 'server']) {
+    assert.equal(owner.services[s].ok, true, `${s}: ${owner.services[s].detail}`);
+    assert.ok(owner.services[s].version, s);
+  }
+  assert.ok(viewer.memory.total > viewer.memory.available && viewer.memory.available > 0);
+  assert.equal(viewer.logs, undefined);
+  assert.equal(viewer.disk, undefined);
+  assert.equal(viewer.state_dir, undefined);
+  assert.equal(owner.state_dir, state);
+  assert.ok(owner.disk.total > owner.disk.available);
+  assert.ok(owner.logs.kms.some((l) => l.includes('key service listening')), JSON.stringify(owner.logs));
+  const all = JSON.stringify(owner);
+  for (const t of Object.values(tokens)) assert.ok(!all.includes(t), 'a token in the system view');
+
+  const net = (await api('GET', '/ms/v1/network', { token: tokens.owner })).json;
+  const check = (name) => net.checks.find((c) => c.name === name);
+  assert.equal(check('key service').reachable, true, JSON.stringify(net.checks));
+  assert.equal(typeof check('key service').milliseconds, 'number');
+  assert.equal(check('object store').reachable, true);
+  assert.equal(check('instance metadata (IMDS)').reachable, true);
+  assert.ok(net.interfaces.some((i) => i.loopback && i.addresses.includes('127.0.0.1')));
+  assert.ok(net.listening.some((l) => l.port === Number(new URL(base).port)), JSON.stringify(net.listening));
+  const netViewer = (await api('GET', '/ms/v1/network', { token: tokens.viewer })).json;
+  assert.equal(netViewer.interfaces, undefined);
+  assert.equal(netViewer.listening, undefined);
+  assert.equal(netViewer.checks.length, net.checks.length);
+
+  // Asynchronously: the fake IMDS answers from this process's event loop.
+  const status = await new Promise((resolve) => {
+    const child = spawn(bin, ['status', '--state', state], { env: { ...process.env, MODELSEAL_TOKEN: '' } });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.on('exit', (code) => resolve({ code, out }));
+  });
+  assert.equal(status.code, 0, status.out);
+  assert.match(status.out, new RegExp(`instance type\\s+${IDENTITY.instanceType}`));
+  assert.match(status.out, /key service\s+reachable/);
+});
+
+test('docs/openapi.json: served without a token, a valid OpenAPI 3.1 document, every operation routed, every answer of this run matches it', async () => {
+  const served = await fetch(`${base}/ms/v1/openapi.json`);
+  assert.equal(served.status, 200);
+  const doc = await served.json();
+  const file = JSON.parse(readFileSync(new URL('../../../docs/openapi.json', import.meta.url), 'utf8'));
+  assert.deepEqual(doc, file);
+  const result = await new Validator().validate(doc);
+  assert.ok(result.valid, JSON.stringify(result.errors, null, 2));
+  // Every documented operation exists: without a token it is refused (401), never 404/405.
+  for (const [p, ops] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(ops)) {
+      const route = `/ms/v1${p.replace(/\{[^}]+\}/g, 'x')}`;
+      const res = await fetch(`${base}${route}`, { method: method.toUpperCase() });
+      await res.arrayBuffer();
+      const expected = op.security && op.security.length === 0 ? 200 : 401;
+      assert.equal(res.status, expected, `${method.toUpperCase()} ${route}`);
+    }
+  }
+  // A few more reads, so that every kind of answer is checked.
+  for (const r of ['/ms/v1/whoami', '/ms/v1/models/loaded', '/ms/v1/pcrs', '/ms/v1/environment',
+    '/ms/v1/gpu', '/ms/v1/system', '/ms/v1/network', '/ms/v1/jobs']) {
+    assert.equal((await api('GET', r, { token: tokens.viewer })).status, 200, r);
+  }
+  const jobs = answers.find((a) => a.route === '/ms/v1/jobs').json.jobs;
+  await api('GET', `/ms/v1/jobs/${jobs[0].id}`, { token: tokens.viewer });
+  await api('GET', '/ms/v1/jobs/no-such-job', { token: tokens.viewer });
+  await api('POST', `/ms/v1/keys/${encodeURIComponent('alias/modelseal')}/policy/check`,
+    { token: tokens.viewer, body: {} });
+  const ajv = new Ajv2020({ strict: false, allErrors: true });
+  addFormats(ajv);
+  ajv.addSchema({ $id: 'https://modelseal.invalid/openapi.json', components: doc.components });
+  const templates = Object.keys(doc.paths).map((p) => ({
+    p, re: new RegExp(`^/ms/v1${p.replace(/\{[^}]+\}/g, '[^/]+')}$`),
+  }));
+  let checked = 0;
+  for (const a of answers) {
+    const t = templates.find((x) => x.re.test(a.route.split('?')[0]));
+    assert.ok(t, `no path in the document for ${a.route}`);
+    const op = doc.paths[t.p][a.method.toLowerCase()];
+    assert.ok(op, `no ${a.method} ${t.p} in the document`);
+    let r = op.responses[String(a.status)];
+    assert.ok(r, `${a.method} ${a.route} answered ${a.status}, which the document does not list`);
+    if (r.$ref) r = doc.components.responses[r.$ref.split('/').pop()];
+    const schema = r.content?.['application/json']?.schema;
+    if (!schema) continue;
+    const ref = schema.$ref
+      ? { $ref: `https://modelseal.invalid/openapi.json${schema.$ref}` } : schema;
+    const validate = ajv.compile(ref);
+    assert.ok(validate(a.json), `${a.method} ${a.route} ${a.status}: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(a.json).slice(0, 500)}`);
+    checked++;
+  }
+  assert.ok(checked >= 20, `only ${checked} answers checked`);
+});
