@@ -139,6 +139,9 @@ struct PublishSource {
   Kind kind = Kind::kTestModel;
   std::string repo, revision = "main", file;  // kHuggingFace
   std::string path;                           // kFile: a local GGUF
+  // kFile: the name an upload had on the owner's machine; recorded as the
+  // manifest's file_name and source "upload:<name>" (empty: a local file, "file:").
+  std::string upload_name;
   engine::TestModelOptions test_model;        // kTestModel
   // A marker written into the generated model's metadata (kTestModel; tests
   // search file systems for it to prove no plaintext was left behind).

@@ -67,8 +67,8 @@ Result<std::unique_ptr<PlainModel>> PrepareSource(const PublishRequest& r,
         return Fail(ErrorCode::kNotFound, "not-found", s.path + " is not a regular file");
       }
       m->path = s.path;
-      m->source = "file:" + BaseName(s.path);
-      m->file_name = BaseName(s.path);
+      m->file_name = s.upload_name.empty() ? BaseName(s.path) : BaseName(s.upload_name);
+      m->source = (s.upload_name.empty() ? "file:" : "upload:") + m->file_name;
       break;
     }
     case PublishSource::Kind::kTestModel: {

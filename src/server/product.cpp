@@ -232,6 +232,7 @@ ApiReply Product::Publish(const ApiCall& c) {
     uploads_.erase(it);
     r.source.kind = pipeline::PublishSource::Kind::kFile;
     r.source.path = "/proc/self/fd/" + std::to_string(upload->fd);
+    r.source.upload_name = upload->file_name;
   } else {
     return ErrorReply(BadRequest("source.type must be huggingface, test-model or upload"));
   }
@@ -248,7 +249,6 @@ ApiReply Product::Publish(const ApiCall& c) {
     pipeline::PublishRequest req = r;
     MS_ASSIGN_OR_RETURN(pipeline::Manifest m, pipeline::Publish(req, d));
     json out = pipeline::ManifestToJson(m);
-    if (upload) out["source"] = "upload:" + upload->file_name;
     return json{{"manifest", out}};
   });
   return {202, Accepted(*started)};

@@ -207,7 +207,11 @@ test('owner publishes a GGUF: digests equal an independent SHA-384, manifest wri
   const head = readFileSync(modelFile).subarray(0, 64);
   assert.equal(readFileSync(path.join(state, 'store', 'models', sealed)).indexOf(head), -1);
   const ls = ok(['published', 'ls', '--json']);
-  assert.deepEqual(JSON.parse(ls.out).models.map((m) => m.name), ['tiny']);
+  const listed = JSON.parse(ls.out).models;
+  assert.deepEqual(listed.map((m) => m.name), ['tiny']);
+  // The upload's own name, not the server's descriptor of it.
+  assert.equal(listed[0].source, 'upload:tiny.gguf');
+  assert.equal(listed[0].file_name, 'tiny.gguf');
 });
 
 test('a policy pinned to other boot PCRs: the load is refused and explained PCR by PCR', () => {
