@@ -25,9 +25,15 @@ set_target_properties(modelseal PROPERTIES INSTALL_RPATH "\$ORIGIN/../${MODELSEA
 install(DIRECTORY "${MODELSEAL_LLAMA_DIR}/prefix/lib/"
   DESTINATION "${MODELSEAL_PRIVATE_LIBDIR}" COMPONENT modelseal
   USE_SOURCE_PERMISSIONS
-  FILES_MATCHING PATTERN "libllama.so*" PATTERN "libggml*.so*"
-  PATTERN "libllama-common*" EXCLUDE PATTERN "libllama-bench*" EXCLUDE
+  FILES_MATCHING PATTERN "libllama.so*" PATTERN "libllama-common.so*" PATTERN "libggml*.so*"
+  PATTERN "libllama-bench*" EXCLUDE PATTERN "libllama-batched-bench*" EXCLUDE
   PATTERN "*.so" EXCLUDE)
+# The CPU backend variants (libggml-cpu-<variant>.so, no soname), chosen at run time
+# by the engine; it finds them next to the binary (../lib/modelseal/lib).
+install(DIRECTORY "${MODELSEAL_LLAMA_DIR}/prefix/lib/"
+  DESTINATION "${MODELSEAL_PRIVATE_LIBDIR}" COMPONENT modelseal
+  USE_SOURCE_PERMISSIONS
+  FILES_MATCHING PATTERN "libggml-cpu-*.so")
 
 install(FILES deploy/systemd/modelseal.service
   DESTINATION lib/systemd/system COMPONENT modelseal)

@@ -1,7 +1,17 @@
-# llama.cpp, pinned to the release that npm node-llama-cpp carries, built once for
-# the CPU into $MODELSEAL_CACHE/llama/<version>/ (skipped when that build is complete).
+# llama.cpp, pinned to the release that npm node-llama-cpp carries, built once into
+# $MODELSEAL_CACHE/llama/<version>-r<recipe>/ (skipped when that build is complete).
+# The CPU backend is built the way llama.cpp's releases ship it: GGML_BACKEND_DL with
+# GGML_CPU_ALL_VARIANTS, one libggml-cpu-<variant>.so per x86 family, picked at run
+# time (src/engine/cpu.h); nothing is compiled for the build machine (no GGML_NATIVE).
 # Layout of the cache directory:
-#   prefix/include, prefix/lib (shared libllama + libggml*), prefix/bin/llama-bench
+#   prefix/include                    llama.h, ggml*.h, gguf.h
+#   prefix/include/llama-common       llama.cpp's common library (chat, sampling, jinja/)
+#   prefix/lib                        libllama, libggml, libggml-base, libllama-common
+#                                     (shared) and libggml-cpu-<variant>.so
+#   prefix/bin                        llama-bench, llama-batched-bench, llama-embedding
+#                                     (they load the CPU variant named by
+#                                     GGML_BACKEND_PATH; see bench/bench_engine.cpp)
+#   src/models/templates/*.jinja      the release's chat templates (tests)
 #   vocab/ggml-vocab-llama-spm.gguf   tokenizer used by `modelseal dev make-test-model`
 #   BUILD-INFO                        llama.cpp commit, tag, cmake options
 #   cuda/<N>/libggml-cuda.so          only on machines with an NVIDIA GPU: node-llama-cpp's
@@ -11,9 +21,10 @@
 # shellcheck shell=bash
 
 MODELSEAL_LLAMA_NPM_VERSION=3.21.1
-# Bump when the build recipe below changes, so caches are rebuilt.
-MODELSEAL_LLAMA_RECIPE=1
-MODELSEAL_LLAMA_DIR="$MODELSEAL_CACHE/llama/$MODELSEAL_LLAMA_NPM_VERSION"
+# Bump when the build recipe below changes: a new recipe builds into a new directory
+# (cmake/llama.cmake must name the same number), so an older checkout keeps its own.
+MODELSEAL_LLAMA_RECIPE=2
+MODELSEAL_LLAMA_DIR="$MODELSEAL_CACHE/llama/$MODELSEAL_LLAMA_NPM_VERSION-r$MODELSEAL_LLAMA_RECIPE"
 export MODELSEAL_LLAMA_DIR
 
 ensure_llama() {
@@ -26,7 +37,7 @@ ensure_llama() {
   log "llama.cpp (node-llama-cpp@$MODELSEAL_LLAMA_NPM_VERSION): building into $dir"
   mkdir -p "$dir"
   local work="$dir/work"
-  rm -rf "$work" "$dir/prefix" "$dir/vocab"
+  rm -rf "$work" "$dir/prefix" "$dir/vocab" "$dir/src"
   mkdir -p "$work"
   (cd "$work" && npm pack --silent "node-llama-cpp@$MODELSEAL_LLAMA_NPM_VERSION" >/dev/null)
   tar -xzf "$work/node-llama-cpp-$MODELSEAL_LLAMA_NPM_VERSION.tgz" -C "$work" \
@@ -40,26 +51,35 @@ ensure_llama() {
       git -C "$work/src" apply "$p"
     fi
   done
-  local opts=(-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DGGML_NATIVE=ON
-    -DGGML_OPENMP=ON -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF
-    -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=ON
+  local opts=(-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DGGML_NATIVE=OFF
+    -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON -DGGML_OPENMP=ON -DLLAMA_CURL=OFF
+    -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=ON
+    -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=ON
     "-DCMAKE_INSTALL_RPATH=\$ORIGIN/../lib" -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON)
   cmake -S "$work/src" -B "$work/build" -G Ninja "${opts[@]}" >"$work/cmake.log" 2>&1 ||
     { log "llama.cpp configure failed: see $work/cmake.log"; return 1; }
-  ninja -C "$work/build" -j "$JOBS" llama ggml llama-bench >"$work/build.log" 2>&1 ||
+  # ggml builds every CPU variant (GGML_BACKEND_DL makes them its dependencies).
+  ninja -C "$work/build" -j "$JOBS" llama ggml llama-common llama-bench llama-batched-bench \
+    llama-embedding >"$work/build.log" 2>&1 ||
     { log "llama.cpp build failed: see $work/build.log"; return 1; }
-  mkdir -p "$dir/prefix/include" "$dir/prefix/lib" "$dir/prefix/bin" "$dir/vocab"
+  mkdir -p "$dir/prefix/include/llama-common/jinja" "$dir/prefix/lib" "$dir/prefix/bin" \
+    "$dir/vocab" "$dir/src/models"
   cp "$work/src/include/llama.h" "$work/src/include/llama-cpp.h" "$dir/prefix/include/"
   cp "$work"/src/ggml/include/*.h "$dir/prefix/include/"
-  find "$work/build" -name 'lib*.so*' \( -name 'libllama*' -o -name 'libggml*' \) \
+  cp "$work"/src/common/*.h "$dir/prefix/include/llama-common/"
+  cp "$work"/src/common/jinja/*.h "$dir/prefix/include/llama-common/jinja/"
+  find "$work/build" \( -name 'libllama*.so*' -o -name 'libggml*.so*' \) \
     -exec cp -P {} "$dir/prefix/lib/" \;
-  cp "$work/build/bin/llama-bench" "$dir/prefix/bin/"
+  cp "$work/build/bin/llama-bench" "$work/build/bin/llama-batched-bench" \
+    "$work/build/bin/llama-embedding" "$dir/prefix/bin/"
   cp "$work/src/models/ggml-vocab-llama-spm.gguf" "$dir/vocab/"
+  cp -r "$work/src/models/templates" "$dir/src/models/"
   {
     echo "node-llama-cpp $MODELSEAL_LLAMA_NPM_VERSION"
     echo "llama.cpp $(tr -d '\n ' <"$work/package/llama/llama.cpp.info.json")"
     echo "commit $(git -C "$work/src" rev-parse HEAD)"
     echo "cmake ${opts[*]}"
+    echo "cpu variants $(cd "$dir/prefix/lib" && ls libggml-cpu-*.so | sed 's/libggml-cpu-//; s/\.so//' | tr '\n' ' ')"
   } >"$dir/BUILD-INFO"
   rm -rf "$work"
   echo "$want" >"$stamp"

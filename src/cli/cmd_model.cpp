@@ -20,9 +20,16 @@ void RegisterDevModelCommands(CLI::App* dev) {
   make->add_option("--kv-heads", o.kv_heads, "Key/value heads (0: = heads)");
   make->add_option("--ff", o.ff, "Feed-forward width (0: about 8/3 dim)");
   make->add_option("--ctx", o.context_length, "Trained context length")->capture_default_str();
-  make->add_option("--type", o.type, "Weight type: f32, f16, q8_0")
+  make->add_option("--type", o.type,
+                   "Weight type: f32, f16, q8_0, q4_0, q4_k (q4_k: dim and ff "
+                   "multiples of 256)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"f32", "f16", "q8_0"}));
+      ->check(CLI::IsMember({"f32", "f16", "q8_0", "q4_0", "q4_k"}));
+  make->add_option("--chat-template", o.chat_template,
+                   "Jinja chat template (tokenizer.chat_template); \"none\": the model has none "
+                   "(default: a Llama 2 template)");
+  make->add_option("--pooling", o.pooling, "Embedding pooling the model declares")
+      ->check(CLI::IsMember({"mean", "cls", "last"}));
   make->add_option("--seed", o.seed, "Seed of the weights")->capture_default_str();
   make->add_option("--name", o.name, "general.name")->capture_default_str();
   make->add_option("--vocab", o.vocab_path,

@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "common/harden.h"
+#include "engine/cpu.h"
 #include "engine/engine.h"
 #include "engine/gpu.h"
 #include "httpd/httpd.h"
@@ -19,6 +20,7 @@ struct ServeOptions {
   uint32_t ctx = 0;
   int threads = 0;
   int gpu_layers = -1;
+  int parallel = 4;
   size_t max_body = 8u << 20;
   std::string tls_cert, tls_key;
   bool insecure_http = false;
@@ -38,6 +40,8 @@ int Serve(const ServeOptions& o) {
                                  "--tls-cert and --tls-key go together"));
   }
   engine::Engine eng;
+  const engine::CpuBackendStatus& cpu = engine::CpuBackend();
+  std::fprintf(stderr, "modelseal: llama.cpp CPU backend: %s\n", cpu.Describe().c_str());
   const engine::GpuStatus& gpu = engine::Gpu();
   if (gpu.available) {
     for (const auto& d : gpu.devices) std::fprintf(stderr, "modelseal: GPU %s\n", d.c_str());
@@ -55,13 +59,15 @@ int Serve(const ServeOptions& o) {
     lo.context_length = o.ctx;
     lo.threads = o.threads;
     lo.gpu_layers = o.gpu_layers;
+    lo.parallel = o.parallel;
     auto info = eng.LoadFile(spec.substr(eq + 1), lo);
     if (!info.ok()) return ReportError(info.error());
     std::fprintf(stderr,
-                 "modelseal: loaded %s from %s (%s, %.1f MB, context %u, %d GPU layers, %d "
-                 "threads) in %.2f s - UNMEASURED (plain file, not measured into PCR15)\n",
+                 "modelseal: loaded %s from %s (%s, %.1f MB, context %u x %d parallel, %d GPU "
+                 "layers, %d threads) in %.2f s - UNMEASURED (plain file, not measured into "
+                 "PCR15)\n",
                  info->name.c_str(), info->source.c_str(), info->description.c_str(),
-                 static_cast<double>(info->size_bytes) / 1e6, info->context_length,
+                 static_cast<double>(info->size_bytes) / 1e6, info->context_length, info->parallel,
                  info->gpu_layers, info->threads, info->load_seconds);
   }
   server::ServerOptions so;
@@ -97,6 +103,12 @@ void RegisterServeCommands(CLI::App& app) {
                     "NAME=FILE.gguf: load a plain GGUF file (development; shown as unmeasured)");
   serve->add_option("--ctx", o.ctx, "Context length per request (0: the model's, at most 4096)");
   serve->add_option("--threads", o.threads, "CPU threads for inference (0: all cores)");
+  serve
+      ->add_option("--parallel", o.parallel,
+                   "Requests each model decodes together (continuous batching); each has "
+                   "--ctx tokens of its own")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   serve
       ->add_option("--gpu-layers", o.gpu_layers,
                    "Layers to offload when there is a GPU (-1: all, 0: none)")

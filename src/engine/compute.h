@@ -9,6 +9,10 @@
 // one team, barriers that spin, and whole cores for each decode; concurrent requests
 // interleave token by token.
 //
+// The callers are the models' batch loops (batch.h: one per model, each decoding all of
+// that model's running requests together) and embedding requests; several models'
+// decodes still take turns on the one team.
+//
 // A one-thread decode involves no OpenMP team, so it runs on the caller's own thread
 // (no hand-off), and several run at once, one per core.
 //

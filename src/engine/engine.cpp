@@ -14,6 +14,7 @@
 #include "common/bytes.h"
 #include "common/io.h"
 #include "common/ossl.h"
+#include "engine/cpu.h"
 #include "engine/gpu.h"
 #include "engine/internal.h"
 
@@ -28,23 +29,74 @@ void LogToStderr(ggml_log_level level, const char* text, void* /*user*/) {
   if (verbose || level == GGML_LOG_LEVEL_ERROR) std::fputs(text, stderr);
 }
 
-void InitLlamaOnce() {
+std::string MetaString(const llama_model* model, const char* key) {
+  char buf[256];
+  const int n = llama_model_meta_val_str(model, key, buf, sizeof(buf));
+  return n < 0 ? std::string() : std::string(buf, std::min<size_t>(n, sizeof(buf) - 1));
+}
+
+// Loads the CPU backend (cpu.h) and the GPU one (gpu.h) before the first model.
+Status InitLlamaOnce() {
   static std::once_flag once;
   std::call_once(once, [] {
     llama_log_set(LogToStderr, nullptr);
+    // First: llama_backend_init() loads whatever libggml-*.so it finds next to the
+    // executable or in the working directory (ggml_backend_load_all) unless a backend
+    // is registered already.
+    const CpuBackendStatus& cpu = CpuBackend();
     llama_backend_init();
+    if (std::getenv("MODELSEAL_LLAMA_LOG")) {
+      std::fprintf(stderr, "engine: llama.cpp CPU backend: %s\n", cpu.Describe().c_str());
+    }
     // Registers the GPU backend (if any) before the first model is placed.
     const GpuStatus& gpu = Gpu();
     if (!gpu.available && std::getenv("MODELSEAL_LLAMA_LOG")) {
       std::fprintf(stderr, "engine: inference on the CPU: %s\n", gpu.reason.c_str());
     }
   });
+  if (!CpuBackend().loaded) {
+    return MakeError(ErrorCode::kInternal, kModule, "cpu-backend",
+                     "llama.cpp has no CPU backend: " + CpuBackend().error);
+  }
+  return Ok{};
 }
 
-std::string MetaString(const llama_model* model, const char* key) {
-  char buf[256];
-  const int n = llama_model_meta_val_str(model, key, buf, sizeof(buf));
-  return n < 0 ? std::string() : std::string(buf, std::min<size_t>(n, sizeof(buf) - 1));
+// Ollama's names of llama.cpp's file types (general.file_type); else llama.cpp's own
+// (the description's tail: "llama ?B Q4_K - Medium" -> "Q4_K - Medium").
+std::string FileTypeName(const std::string& number, const std::string& description) {
+  static const std::map<int, const char*> kNames = {
+      {0, "F32"},     {1, "F16"},     {2, "Q4_0"},    {3, "Q4_1"},    {7, "Q8_0"},
+      {8, "Q5_0"},    {9, "Q5_1"},    {10, "Q2_K"},   {11, "Q3_K_S"}, {12, "Q3_K_M"},
+      {13, "Q3_K_L"}, {14, "Q4_K_S"}, {15, "Q4_K_M"}, {16, "Q5_K_S"}, {17, "Q5_K_M"},
+      {18, "Q6_K"},   {32, "BF16"}};
+  if (!number.empty()) {
+    if (auto it = kNames.find(std::atoi(number.c_str())); it != kNames.end()) return it->second;
+  }
+  const auto first = description.find(' ');
+  const auto second = first == std::string::npos ? first : description.find(' ', first + 1);
+  return second == std::string::npos ? description : description.substr(second + 1);
+}
+
+const char* PoolingName(enum llama_pooling_type t) {
+  switch (t) {
+    case LLAMA_POOLING_TYPE_MEAN:
+      return "mean";
+    case LLAMA_POOLING_TYPE_CLS:
+      return "cls";
+    case LLAMA_POOLING_TYPE_LAST:
+      return "last";
+    case LLAMA_POOLING_TYPE_RANK:
+      return "rank";
+    default:
+      return "none";
+  }
+}
+
+// The pooling a model declares (its GGUF's <arch>.pooling_type), without a context.
+enum llama_pooling_type DeclaredPooling(const llama_model* model, const std::string& arch) {
+  const std::string v = MetaString(model, (arch + ".pooling_type").c_str());
+  if (v.empty()) return LLAMA_POOLING_TYPE_NONE;
+  return static_cast<enum llama_pooling_type>(std::atoi(v.c_str()));
 }
 
 // SHA-256 and SHA-384 of the whole of `fd` (mapped read-only).
@@ -72,45 +124,10 @@ Status HashFd(int fd, uint64_t size, std::string* sha256, std::string* sha384) {
 }  // namespace
 
 Engine::Model::~Model() {
-  for (llama_context* ctx : idle) llama_free(ctx);
-  idle.clear();
+  // The contexts first: they use the model.
+  batcher.reset();
+  embedder.reset();
   if (model) llama_model_free(model);
-}
-
-Result<llama_context*> Engine::Model::Acquire() {
-  {
-    std::lock_guard<std::mutex> lock(pool_mu);
-    if (!idle.empty()) {
-      llama_context* ctx = idle.back();
-      idle.pop_back();
-      return ctx;
-    }
-  }
-  llama_context_params cp = llama_context_default_params();
-  cp.n_ctx = info.context_length;
-  cp.n_batch = std::min<uint32_t>(512, info.context_length);
-  cp.n_ubatch = cp.n_batch;
-  cp.n_seq_max = 1;
-  cp.n_threads = info.threads;
-  cp.n_threads_batch = info.threads;
-  cp.no_perf = true;
-  llama_context* ctx = llama_init_from_model(model, cp);
-  if (!ctx) {
-    return MakeError(ErrorCode::kInternal, kModule, "context-failed",
-                     "llama.cpp could not create a context of " +
-                         std::to_string(info.context_length) + " tokens for model " + info.name);
-  }
-  return ctx;
-}
-
-void Engine::Model::Release(llama_context* ctx) {
-  std::lock_guard<std::mutex> lock(pool_mu);
-  // Keep a few warm contexts; the rest are freed.
-  if (idle.size() < 4) {
-    idle.push_back(ctx);
-  } else {
-    llama_free(ctx);
-  }
 }
 
 struct Engine::State {
@@ -121,6 +138,7 @@ struct Engine::State {
   std::atomic<uint64_t> active{0}, completed{0}, cancelled{0}, failed{0};
   // Where every model's decodes run; shared with the models (they may outlive a load).
   const std::shared_ptr<ComputeThread> compute = std::make_shared<ComputeThread>();
+  const std::shared_ptr<BatchCounters> batch_counters = std::make_shared<BatchCounters>();
 
   Result<std::shared_ptr<Model>> Find(const std::string& name) const {
     std::lock_guard<std::mutex> lock(mu);
@@ -159,7 +177,11 @@ Result<ModelInfo> Engine::State::Load(const std::string& path, int fd, uint64_t 
     }
   } unmark{this, o.name};
 
-  InitLlamaOnce();
+  MS_RETURN_IF_ERROR(InitLlamaOnce());
+  if (o.parallel < 0 || o.parallel > 64) {
+    return MakeError(ErrorCode::kInvalidArgument, kModule, "invalid-argument",
+                     "parallel must be between 1 and 64");
+  }
   const auto t0 = std::chrono::steady_clock::now();
   auto m = std::make_shared<Model>();
   m->compute = compute;
@@ -196,12 +218,20 @@ Result<ModelInfo> Engine::State::Load(const std::string& path, int fd, uint64_t 
   char desc[256];
   llama_model_desc(m->model, desc, sizeof(desc));
   info.description = desc;
-  // "llama ?B F16" -> "F16"
-  if (auto sp = info.description.rfind(' '); sp != std::string::npos) {
-    info.file_type = info.description.substr(sp + 1);
+  info.file_type = FileTypeName(MetaString(m->model, "general.file_type"), info.description);
+  if (auto t = LoadChatTemplates(m->model, &m->template_info); t.ok()) {
+    m->templates = std::move(*t);
+  } else {
+    // The model still serves raw completions and embeddings; chats say why not.
+    m->template_error = "model '" + o.name + "': " + t.error().message;
+    const char* tmpl = llama_model_chat_template(m->model, nullptr);
+    m->template_info.source = tmpl ? tmpl : "";
   }
-  const char* tmpl = llama_model_chat_template(m->model, nullptr);
-  info.chat_template = tmpl ? tmpl : "";
+  info.chat_template = m->template_info.source;
+  info.default_template = m->template_info.is_default;
+  info.supports_tools = m->template_info.supports_tools;
+  info.embedding_length = static_cast<uint32_t>(llama_model_n_embd(m->model));
+  info.pooling = PoolingName(DeclaredPooling(m->model, info.architecture));
   info.n_params = llama_model_n_params(m->model);
   info.trained_context_length = static_cast<uint32_t>(llama_model_n_ctx_train(m->model));
   info.context_length =
@@ -211,9 +241,17 @@ Result<ModelInfo> Engine::State::Load(const std::string& path, int fd, uint64_t 
   const int offloadable = llama_model_n_layer(m->model) + 1;  // + the output layer
   info.gpu_layers = mp.n_gpu_layers < 0 ? offloadable : std::min(mp.n_gpu_layers, offloadable);
 
-  // Make one context now so a bad context length fails the load, not the first chat.
-  MS_ASSIGN_OR_RETURN(llama_context * ctx, m->Acquire());
-  m->Release(ctx);
+  info.parallel = o.parallel > 0 ? o.parallel : 4;
+
+  // The context now, so a bad context length fails the load, not the first chat.
+  Batcher::Options bo;
+  bo.parallel = info.parallel;
+  bo.slot_ctx = info.context_length;
+  bo.threads = info.threads;
+  bo.model_name = o.name;
+  bo.counters = batch_counters;
+  m->batcher = std::make_unique<Batcher>(m->model, bo, compute);
+  MS_RETURN_IF_ERROR(m->batcher->Start());
 
   info.loaded_at = std::chrono::system_clock::now();
   info.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -307,46 +345,123 @@ Result<int> Engine::CountTokens(const std::string& name, const std::string& prom
 
 namespace {
 
-Result<GenerateStats> Run(Engine::Model& m, std::atomic<uint64_t>& active,
-                          std::atomic<uint64_t>& completed, std::atomic<uint64_t>& cancelled,
-                          std::atomic<uint64_t>& failed,
-                          const std::function<Result<GenerateStats>()>& fn) {
-  (void)m;
-  ++active;
-  auto r = fn();
-  --active;
-  if (!r.ok()) {
-    ++(r.error().reason == "cancelled" ? cancelled : failed);
-  } else if (r->finish_reason == "cancelled") {
-    ++cancelled;
-  } else {
-    ++completed;
+Result<ChatPlan> Plan(const Engine::Model& m, const ChatRequest& request) {
+  if (!m.templates) {
+    return MakeError(ErrorCode::kUnsupported, kModule, "template-invalid", m.template_error);
   }
-  return r;
+  return RenderChat(*m.templates, request, std::chrono::system_clock::now());
 }
 
 }  // namespace
+
+Result<RenderedChat> Engine::RenderChat(const std::string& name, const ChatRequest& request,
+                                        uint32_t num_ctx) const {
+  MS_ASSIGN_OR_RETURN(auto m, s_->Find(name));
+  MS_ASSIGN_OR_RETURN(ChatPlan plan, Plan(*m, request));
+  MS_ASSIGN_OR_RETURN(const int n_ctx, RequestContext(*m, num_ctx));
+  RenderedChat out;
+  out.prompt = std::move(plan.prompt);
+  out.prompt_tokens = static_cast<int>(Tokenize(m->vocab, out.prompt).size());
+  if (out.prompt_tokens >= n_ctx) {
+    return MakeError(ErrorCode::kInvalidArgument, kModule, "prompt-too-long",
+                     "model '" + name + "': the maximum context length is " +
+                         std::to_string(n_ctx) +
+                         " tokens (prompt and answer together); the prompt has " +
+                         std::to_string(out.prompt_tokens) + " tokens");
+  }
+  return out;
+}
+
+namespace {
+
+// Counts a request as active while it runs, then by how it ended.
+class Tally {
+ public:
+  Tally(std::atomic<uint64_t>& active, std::atomic<uint64_t>& completed,
+        std::atomic<uint64_t>& cancelled, std::atomic<uint64_t>& failed)
+      : active_(active), completed_(completed), cancelled_(cancelled), failed_(failed) {
+    ++active_;
+  }
+  ~Tally() { --active_; }
+  Tally(const Tally&) = delete;
+  Tally& operator=(const Tally&) = delete;
+
+  template <typename T>
+  Result<T> Done(Result<T> r, const std::string& finish) const {
+    if (!r.ok()) {
+      ++(r.error().reason == "cancelled" ? cancelled_ : failed_);
+    } else if (finish == "cancelled") {
+      ++cancelled_;
+    } else {
+      ++completed_;
+    }
+    return r;
+  }
+
+ private:
+  std::atomic<uint64_t>&active_, &completed_, &cancelled_, &failed_;
+};
+
+}  // namespace
+
+Result<ChatResult> Engine::Chat(const std::string& name, const ChatRequest& request,
+                                const SamplingOptions& sampling, const ChatDeltaFn& on_delta,
+                                const std::atomic<bool>* cancel) {
+  MS_ASSIGN_OR_RETURN(auto m, s_->Find(name));
+  Tally tally(s_->active, s_->completed, s_->cancelled, s_->failed);
+  auto plan = Plan(*m, request);
+  if (!plan.ok()) return tally.Done(Result<ChatResult>(plan.error()), "");
+  ChatReader reader(plan->syntax);
+  GenerateSpec spec;
+  spec.prompt = &plan->prompt;
+  spec.grammar = &plan->grammar;
+  spec.extra_stops = plan->additional_stops;
+  spec.reader = &reader;
+  spec.on_delta = &on_delta;
+  auto st = Generate(*m, spec, sampling, cancel);
+  if (!st.ok()) return tally.Done(Result<ChatResult>(st.error()), "");
+  ChatResult out;
+  out.message = reader.message();
+  out.stats = *st;
+  return tally.Done(Result<ChatResult>(std::move(out)), st->finish_reason);
+}
 
 Result<GenerateStats> Engine::Chat(const std::string& name,
                                    const std::vector<ChatMessage>& messages,
                                    const SamplingOptions& sampling, const TokenFn& on_piece,
                                    const std::atomic<bool>* cancel) {
-  MS_ASSIGN_OR_RETURN(auto m, s_->Find(name));
-  MS_ASSIGN_OR_RETURN(std::string prompt, FormatChat(*m, messages));
-  return Run(*m, s_->active, s_->completed, s_->cancelled, s_->failed,
-             [&] { return Generate(*m, prompt, sampling, on_piece, cancel); });
+  ChatRequest request;
+  request.messages = messages;
+  auto r = Chat(
+      name, request, sampling,
+      [&](const ChatDelta& d) { return d.content.empty() || on_piece(d.content); }, cancel);
+  if (!r.ok()) return r.error();
+  return r->stats;
 }
 
 Result<GenerateStats> Engine::Complete(const std::string& name, const std::string& prompt,
                                        const SamplingOptions& sampling, const TokenFn& on_piece,
                                        const std::atomic<bool>* cancel) {
   MS_ASSIGN_OR_RETURN(auto m, s_->Find(name));
-  return Run(*m, s_->active, s_->completed, s_->cancelled, s_->failed,
-             [&] { return Generate(*m, prompt, sampling, on_piece, cancel); });
+  Tally tally(s_->active, s_->completed, s_->cancelled, s_->failed);
+  GenerateSpec spec;
+  spec.prompt = &prompt;
+  spec.on_piece = &on_piece;
+  auto st = Generate(*m, spec, sampling, cancel);
+  return tally.Done(std::move(st), st.ok() ? st->finish_reason : "");
+}
+
+Result<EmbedResult> Engine::Embed(const std::string& name, const std::vector<std::string>& inputs,
+                                  const EmbedOptions& options, const std::atomic<bool>* cancel) {
+  MS_ASSIGN_OR_RETURN(auto m, s_->Find(name));
+  Tally tally(s_->active, s_->completed, s_->cancelled, s_->failed);
+  auto r = engine::Embed(*m, inputs, options, cancel);
+  return tally.Done(std::move(r), "");
 }
 
 EngineCounters Engine::counters() const {
-  return {s_->active.load(), s_->completed.load(), s_->cancelled.load(), s_->failed.load()};
+  return {s_->active.load(), s_->completed.load(),      s_->cancelled.load(),
+          s_->failed.load(), s_->batch_counters->steps, s_->batch_counters->tokens};
 }
 
 }  // namespace modelseal::engine

@@ -1,8 +1,11 @@
-// Generation: chat templates, tokenisation, the decode loop, sampling, stop strings.
+// Generation, on the request's own thread: the prompt's tokens go to the model's batch
+// loop (batch.h); the tokens that come back become text here (stop strings, UTF-8,
+// tool calls) and reach the caller's callback.
 #include <climits>
 #include <memory>
 
 #include "engine/internal.h"
+#include "engine/sampler.h"
 
 namespace modelseal::engine {
 
@@ -10,192 +13,173 @@ namespace {
 
 constexpr char kModule[] = "engine";
 
-struct SamplerFree {
-  void operator()(llama_sampler* s) const { llama_sampler_free(s); }
-};
-using SamplerPtr = std::unique_ptr<llama_sampler, SamplerFree>;
-
-SamplerPtr MakeSampler(const SamplingOptions& o, const llama_vocab* vocab) {
-  llama_sampler_chain_params cp = llama_sampler_chain_default_params();
-  cp.no_perf = true;
-  SamplerPtr chain(llama_sampler_chain_init(cp));
-  if (o.repeat_penalty > 0 && o.repeat_penalty != 1.0f) {
-    llama_sampler_chain_add(chain.get(), llama_sampler_init_penalties(llama_vocab_n_tokens(vocab),
-                                                                      64, o.repeat_penalty, 0, 0));
-  }
-  if (o.temperature <= 0) {
-    llama_sampler_chain_add(chain.get(), llama_sampler_init_greedy());
-    return chain;
-  }
-  if (o.top_k > 0) llama_sampler_chain_add(chain.get(), llama_sampler_init_top_k(o.top_k));
-  if (o.top_p > 0 && o.top_p < 1)
-    llama_sampler_chain_add(chain.get(), llama_sampler_init_top_p(o.top_p, 1));
-  if (o.min_p > 0) llama_sampler_chain_add(chain.get(), llama_sampler_init_min_p(o.min_p, 1));
-  llama_sampler_chain_add(chain.get(), llama_sampler_init_temp(o.temperature));
-  llama_sampler_chain_add(chain.get(),
-                          llama_sampler_init_dist(o.seed ? *o.seed : LLAMA_DEFAULT_SEED));
-  return chain;
-}
-
-std::string TokenPiece(const llama_vocab* vocab, llama_token tok) {
+std::string TokenPiece(const llama_vocab* vocab, llama_token tok, bool special) {
   std::string out(32, '\0');
-  int n = llama_token_to_piece(vocab, tok, out.data(), static_cast<int32_t>(out.size()), 0, false);
+  int n =
+      llama_token_to_piece(vocab, tok, out.data(), static_cast<int32_t>(out.size()), 0, special);
   if (n < 0) {
     out.resize(static_cast<size_t>(-n));
-    n = llama_token_to_piece(vocab, tok, out.data(), static_cast<int32_t>(out.size()), 0, false);
+    n = llama_token_to_piece(vocab, tok, out.data(), static_cast<int32_t>(out.size()), 0, special);
   }
   out.resize(n > 0 ? static_cast<size_t>(n) : 0);
   return out;
 }
 
-bool AbortRequested(void* data) {
-  const auto* flag = static_cast<const std::atomic<bool>*>(data);
-  return flag && flag->load(std::memory_order_relaxed);
-}
-
-double Since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+double Since(std::chrono::steady_clock::time_point t0,
+             std::chrono::steady_clock::time_point t = std::chrono::steady_clock::now()) {
+  return std::chrono::duration<double>(t - t0).count();
 }
 
 }  // namespace
 
 Result<std::string> FormatChat(const Engine::Model& m, const std::vector<ChatMessage>& messages) {
-  if (messages.empty()) {
-    return MakeError(ErrorCode::kInvalidArgument, kModule, "invalid-argument",
-                     "a chat needs at least one message");
+  if (!m.templates) {
+    return MakeError(ErrorCode::kUnsupported, kModule, "template-invalid", m.template_error);
   }
-  std::vector<llama_chat_message> msgs;
-  size_t total = 0;
-  for (const auto& msg : messages) {
-    msgs.push_back({msg.role.c_str(), msg.content.c_str()});
-    total += msg.role.size() + msg.content.size();
-  }
-  const char* tmpl = m.info.chat_template.empty() ? nullptr : m.info.chat_template.c_str();
-  std::string buf(total * 2 + 512, '\0');
-  int n = llama_chat_apply_template(tmpl, msgs.data(), msgs.size(), true, buf.data(),
-                                    static_cast<int32_t>(buf.size()));
-  if (n > static_cast<int>(buf.size())) {
-    buf.resize(static_cast<size_t>(n));
-    n = llama_chat_apply_template(tmpl, msgs.data(), msgs.size(), true, buf.data(),
-                                  static_cast<int32_t>(buf.size()));
-  }
-  if (n < 0) {
-    return MakeError(
-        ErrorCode::kUnsupported, kModule, "template-failed",
-        "the chat template of model '" + m.info.name + "' is not one llama.cpp can apply");
-  }
-  buf.resize(static_cast<size_t>(n));
-  return buf;
+  ChatRequest req;
+  req.messages = messages;
+  MS_ASSIGN_OR_RETURN(ChatPlan plan,
+                      RenderChat(*m.templates, req, std::chrono::system_clock::now()));
+  return plan.prompt;
 }
 
-Result<GenerateStats> Generate(Engine::Model& m, const std::string& prompt,
-                               const SamplingOptions& sampling, const TokenFn& on_piece,
-                               const std::atomic<bool>* cancel) {
+std::vector<llama_token> Tokenize(const llama_vocab* vocab, const std::string& text) {
+  const auto len = static_cast<int32_t>(text.size());
+  int n = -llama_tokenize(vocab, text.data(), len, nullptr, 0, true, true);
+  std::vector<llama_token> tokens(static_cast<size_t>(std::max(n, 0)));
+  if (n > 0) n = llama_tokenize(vocab, text.data(), len, tokens.data(), n, true, true);
+  tokens.resize(static_cast<size_t>(std::max(n, 0)));
+  return tokens;
+}
+
+Result<int> RequestContext(const Engine::Model& m, uint32_t num_ctx) {
+  const uint32_t slot = m.info.context_length;
+  if (num_ctx == 0) return static_cast<int>(slot);
+  if (m.info.trained_context_length > 0 && num_ctx > m.info.trained_context_length) {
+    return MakeError(ErrorCode::kInvalidArgument, kModule, "invalid-argument",
+                     "num_ctx " + std::to_string(num_ctx) + " is more than model '" + m.info.name +
+                         "' was trained for (" + std::to_string(m.info.trained_context_length) +
+                         " tokens)");
+  }
+  // Above the slot's size the slot's size is what there is (serve --ctx sets it).
+  return static_cast<int>(std::min(num_ctx, slot));
+}
+
+Result<GenerateStats> Generate(Engine::Model& m, const GenerateSpec& spec,
+                               const SamplingOptions& sampling, const std::atomic<bool>* cancel) {
   const auto t0 = std::chrono::steady_clock::now();
   GenerateStats st;
-  const int n_ctx = static_cast<int>(m.info.context_length);
-
-  int n = -llama_tokenize(m.vocab, prompt.data(), static_cast<int32_t>(prompt.size()), nullptr, 0,
-                          true, true);
-  std::vector<llama_token> tokens(static_cast<size_t>(std::max(n, 0)));
-  if (n > 0) {
-    n = llama_tokenize(m.vocab, prompt.data(), static_cast<int32_t>(prompt.size()), tokens.data(),
-                       n, true, true);
-  }
-  if (n <= 0) {
+  MS_ASSIGN_OR_RETURN(const int n_ctx, RequestContext(m, sampling.num_ctx));
+  auto job = std::make_shared<DecodeJob>();
+  job->prompt = Tokenize(m.vocab, *spec.prompt);
+  const int n = static_cast<int>(job->prompt.size());
+  if (n == 0) {
     return MakeError(ErrorCode::kInvalidArgument, kModule, "invalid-argument",
                      "the prompt is empty after tokenisation");
   }
   if (n >= n_ctx) {
     return MakeError(ErrorCode::kInvalidArgument, kModule, "prompt-too-long",
-                     "the prompt has " + std::to_string(n) + " tokens; model '" + m.info.name +
-                         "' has a context of " + std::to_string(n_ctx));
+                     "model '" + m.info.name + "': the maximum context length is " +
+                         std::to_string(n_ctx) +
+                         " tokens (prompt and answer together); the prompt has " +
+                         std::to_string(n) + " tokens");
   }
   st.prompt_tokens = n;
-
-  MS_ASSIGN_OR_RETURN(llama_context * ctx, m.Acquire());
-  struct Lease {
-    Engine::Model& m;
-    llama_context* ctx;
-    ~Lease() {
-      llama_set_abort_callback(ctx, nullptr, nullptr);
-      m.Release(ctx);
-    }
-  } lease{m, ctx};
-  llama_memory_clear(llama_get_memory(ctx), true);
-  llama_set_abort_callback(ctx, AbortRequested,
-                           const_cast<void*>(static_cast<const void*>(cancel)));
-  SamplerPtr sampler = MakeSampler(sampling, m.vocab);
-
-  const int n_batch = static_cast<int>(llama_n_batch(ctx));
-  for (int i = 0; i < n; i += n_batch) {
-    llama_batch batch = llama_batch_get_one(tokens.data() + i, std::min(n_batch, n - i));
-    const int rc = m.compute->Decode(ctx, batch, m.info.threads);
-    if (rc != 0) {
-      if (AbortRequested(const_cast<std::atomic<bool>*>(cancel))) {
-        st.finish_reason = "cancelled";
-        st.total_seconds = Since(t0);
-        return st;
-      }
-      return MakeError(ErrorCode::kInternal, kModule, "decode-failed",
-                       "llama_decode failed on the prompt (code " + std::to_string(rc) + ")");
-    }
+  if (sampling.max_tokens == 0) {  // nothing to generate
+    st.finish_reason = "length";
+    st.total_seconds = st.prompt_seconds = Since(t0);
+    return st;
   }
-  st.prompt_seconds = Since(t0);
-  const auto t_gen = std::chrono::steady_clock::now();
+  MS_ASSIGN_OR_RETURN(job->sampler, Sampler::Make(m.model, sampling, spec.grammar));
+  job->sampler->AcceptPrompt(job->prompt);
+  job->max_tokens = sampling.max_tokens;
+  job->n_ctx = n_ctx;
+  job->cancel = cancel;
+  m.batcher->Submit(job);
 
-  PieceFilter filter(sampling.stop);
-  const int max_tokens = sampling.max_tokens < 0 ? INT_MAX : sampling.max_tokens;
-  int pos = n;
-  bool stopped = false;
+  std::vector<std::string> stops = sampling.stop;
+  stops.insert(stops.end(), spec.extra_stops.begin(), spec.extra_stops.end());
+  PieceFilter filter(std::move(stops));
+  std::string finish;  // decided here (stop string, callback), else the batch loop's
   bool first = true;
-  while (true) {
-    if (AbortRequested(const_cast<std::atomic<bool>*>(cancel))) {
-      st.finish_reason = "cancelled";
-      break;
+  std::optional<std::chrono::steady_clock::time_point> t_gen;
+  // Hands text to the caller; false when it wants no more.
+  const auto emit = [&](const std::string& text) {
+    if (text.empty()) return true;
+    if (spec.reader == nullptr) return (*spec.on_piece)(text);
+    for (const ChatDelta& d : spec.reader->Push(text)) {
+      if (!(*spec.on_delta)(d)) return false;
     }
-    if (st.completion_tokens >= max_tokens || pos >= n_ctx) {
-      st.finish_reason = "length";
-      break;
+    return true;
+  };
+  std::deque<llama_token> tokens;
+  bool done = false;
+  std::optional<Error> error;
+  while (finish.empty()) {
+    {
+      std::unique_lock<std::mutex> lock(job->mu);
+      job->cv.wait(lock, [&] { return !job->tokens.empty() || job->done; });
+      tokens.swap(job->tokens);
+      done = job->done && tokens.empty();
+      if (job->prompt_done && !t_gen) t_gen = job->prompt_done;
+      if (done) {
+        finish = job->finish_reason;
+        error = job->error;
+      }
     }
-    llama_token tok = llama_sampler_sample(sampler.get(), ctx, -1);
-    if (first) {
-      st.first_token_seconds = Since(t0);
-      first = false;
-    }
-    if (llama_vocab_is_eog(m.vocab, tok)) {
-      st.finish_reason = "stop";
-      break;
-    }
-    ++st.completion_tokens;
-    const std::string out = filter.Push(TokenPiece(m.vocab, tok), &stopped);
-    if (!out.empty() && !on_piece(out)) {
-      st.finish_reason = "cancelled";
-      break;
-    }
-    if (stopped) {
-      st.finish_reason = "stop";
-      break;
-    }
-    llama_batch batch = llama_batch_get_one(&tok, 1);
-    const int rc = m.compute->Decode(ctx, batch, m.info.threads);
-    if (rc != 0) {
-      if (AbortRequested(const_cast<std::atomic<bool>*>(cancel))) {
-        st.finish_reason = "cancelled";
+    for (llama_token tok : tokens) {
+      if (first) {
+        st.first_token_seconds = Since(t0);
+        first = false;
+      }
+      ++st.completion_tokens;
+      bool stopped = false;
+      const std::string out =
+          filter.Push(TokenPiece(m.vocab, tok, job->sampler->Preserved(tok)), &stopped);
+      if (!emit(out)) {
+        finish = "cancelled";
         break;
       }
-      return MakeError(ErrorCode::kInternal, kModule, "decode-failed",
-                       "llama_decode failed at position " + std::to_string(pos) + " (code " +
-                           std::to_string(rc) + ")");
+      if (stopped) {
+        finish = "stop";
+        break;
+      }
     }
-    ++pos;
+    tokens.clear();
+    if (done) break;
   }
-  if (st.finish_reason != "cancelled" && !stopped) {
-    const std::string rest = filter.Flush();
-    if (!rest.empty() && !on_piece(rest)) st.finish_reason = "cancelled";
+  if (!job->done) {
+    // The batch loop still runs it: tell it to stop (it frees the slot at its next step).
+    {
+      std::lock_guard<std::mutex> lock(job->mu);
+      if (job->finish_reason.empty()) job->finish_reason = finish;
+    }
+    job->stop = true;
   }
-  st.generation_seconds = Since(t_gen);
-  st.total_seconds = Since(t0);
+  {
+    std::lock_guard<std::mutex> lock(job->mu);
+    st.cached_tokens = job->cached_tokens;
+  }
+  if (error) return *error;
+  if (finish.empty()) finish = "stop";
+  if (finish != "cancelled" && !(cancel && cancel->load())) {
+    if (!emit(filter.Flush())) finish = "cancelled";
+    if (finish != "cancelled" && spec.reader != nullptr) {
+      for (const ChatDelta& d : spec.reader->Finish()) {
+        if (!(*spec.on_delta)(d)) {
+          finish = "cancelled";
+          break;
+        }
+      }
+    }
+  } else {
+    finish = "cancelled";
+  }
+  st.finish_reason = finish;
+  const auto now = std::chrono::steady_clock::now();
+  st.prompt_seconds = t_gen ? Since(t0, *t_gen) : Since(t0, now);
+  st.generation_seconds = t_gen ? Since(*t_gen, now) : 0;
+  st.total_seconds = Since(t0, now);
   return st;
 }
 

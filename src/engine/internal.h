@@ -9,10 +9,17 @@
 #include <string>
 #include <vector>
 
+#include "engine/batch.h"
+#include "engine/chat.h"
 #include "engine/compute.h"
 #include "engine/engine.h"
 
 namespace modelseal::engine {
+
+class Embedder;
+struct EmbedderFree {
+  void operator()(Embedder* e) const;
+};
 
 struct Engine::Model {
   ModelInfo info;
@@ -21,26 +28,48 @@ struct Engine::Model {
   std::optional<Memfd> memfd;  // the in-memory file llama.cpp maps, when loaded from one
   std::shared_ptr<ComputeThread> compute;  // the engine's, where every decode runs
 
-  std::mutex pool_mu;
-  std::vector<llama_context*> idle;  // contexts ready for the next request
+  ChatTemplatesPtr templates;  // null when the template could not be read:
+  std::string template_error;  // why
+  TemplateInfo template_info;
+
+  std::unique_ptr<Batcher> batcher;  // generation: one context, a slot per request
+
+  std::mutex embed_mu;  // one embedding batch at a time; guards embedder
+  std::unique_ptr<Embedder, EmbedderFree> embedder;  // made on first use
 
   Model() = default;
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
   ~Model();
-
-  // A context of info.context_length tokens, from the pool or new.
-  Result<llama_context*> Acquire();
-  void Release(llama_context* ctx);
 };
 
-// Applies the model's chat template (llama_chat_apply_template).
+// Applies the model's chat template (messages only, no tools).
 Result<std::string> FormatChat(const Engine::Model& m, const std::vector<ChatMessage>& messages);
 
-// Runs one generation on `m` from `prompt` (already templated when it is a chat).
-Result<GenerateStats> Generate(Engine::Model& m, const std::string& prompt,
-                               const SamplingOptions& sampling, const TokenFn& on_piece,
-                               const std::atomic<bool>* cancel);
+// The tokens of `text` as the model reads a prompt (special tokens parsed, BOS when
+// the model wants one).
+std::vector<llama_token> Tokenize(const llama_vocab* vocab, const std::string& text);
+
+// Runs one generation on `m` from `prompt` (already templated for a chat); each piece
+// of text goes to `reader` (a chat) or `on_piece`.
+struct GenerateSpec {
+  const std::string* prompt = nullptr;
+  const GrammarSpec* grammar = nullptr;  // a chat's tool-call grammar
+  std::vector<std::string> extra_stops;  // the chat format's
+  ChatReader* reader = nullptr;          // a chat's: reads tool calls back
+  const ChatDeltaFn* on_delta = nullptr;
+  const TokenFn* on_piece = nullptr;
+};
+Result<GenerateStats> Generate(Engine::Model& m, const GenerateSpec& spec,
+                               const SamplingOptions& sampling, const std::atomic<bool>* cancel);
+
+// The request's context: num_ctx within the model's (fails "invalid-argument" above
+// the trained length).
+Result<int> RequestContext(const Engine::Model& m, uint32_t num_ctx);
+
+// Embeddings (embed.cpp).
+Result<EmbedResult> Embed(Engine::Model& m, const std::vector<std::string>& inputs,
+                          const EmbedOptions& options, const std::atomic<bool>* cancel);
 
 // Holds back text that could still become a stop string or is an unfinished UTF-8
 // sequence; hands out the rest.

@@ -116,13 +116,28 @@ Result<uint64_t> WriteTestModel(const std::string& out_path, const TestModelOpti
     type = GGML_TYPE_F16, file_type = 1;
   } else if (o.type == "q8_0") {
     type = GGML_TYPE_Q8_0, file_type = 7;
+  } else if (o.type == "q4_0") {
+    type = GGML_TYPE_Q4_0, file_type = 2;
+  } else if (o.type == "q4_k") {
+    type = GGML_TYPE_Q4_K, file_type = 14;  // every matrix Q4_K: llama.cpp's Q4_K_S
   } else {
     return MakeError(ErrorCode::kInvalidArgument, kModule, "invalid-argument",
-                     "unknown weight type '" + o.type + "' (f32, f16, q8_0)");
+                     "unknown weight type '" + o.type + "' (f32, f16, q8_0, q4_0, q4_k)");
   }
-  if (type == GGML_TYPE_Q8_0 && (o.dim % 32 != 0 || ff % 32 != 0)) {
+  if (const int64_t block = ggml_blck_size(type); o.dim % block != 0 || ff % block != 0) {
     return MakeError(ErrorCode::kInvalidArgument, kModule, "invalid-argument",
-                     "q8_0 needs dim and ff to be multiples of 32");
+                     o.type + " needs dim and ff to be multiples of " + std::to_string(block));
+  }
+  int pooling = -1;
+  if (o.pooling == "mean") {
+    pooling = 1;
+  } else if (o.pooling == "cls") {
+    pooling = 2;
+  } else if (o.pooling == "last") {
+    pooling = 3;
+  } else if (!o.pooling.empty()) {
+    return MakeError(ErrorCode::kInvalidArgument, kModule, "invalid-argument",
+                     "unknown pooling '" + o.pooling + "' (mean, cls, last)");
   }
 
   const std::string vocab_path = o.vocab_path.empty() ? DefaultVocabPath() : o.vocab_path;
@@ -161,7 +176,11 @@ Result<uint64_t> WriteTestModel(const std::string& out_path, const TestModelOpti
   gguf_set_val_f32(g.get(), "llama.rope.freq_base", 10000.0f);
   gguf_set_val_f32(g.get(), "llama.attention.layer_norm_rms_epsilon", 1e-5f);
   gguf_set_val_u32(g.get(), "llama.vocab_size", static_cast<uint32_t>(n_vocab));
-  gguf_set_val_str(g.get(), "tokenizer.chat_template", kChatTemplate);
+  if (o.chat_template != "none") {
+    gguf_set_val_str(g.get(), "tokenizer.chat_template",
+                     o.chat_template.empty() ? kChatTemplate : o.chat_template.c_str());
+  }
+  if (pooling >= 0) gguf_set_val_u32(g.get(), "llama.pooling_type", static_cast<uint32_t>(pooling));
   gguf_set_val_str(g.get(), "modelseal.test_model", "deterministic weights, not a trained model");
   gguf_set_val_u64(g.get(), "modelseal.test_model.seed", o.seed);
 

@@ -22,6 +22,8 @@ struct Api {
 
 void RegisterOllama(httpd::Router& router, Api& api);
 void RegisterOpenAi(httpd::Router& router, Api& api);
+// POST /api/embed, /api/embeddings (Ollama) and /v1/embeddings (OpenAI): embed.cpp.
+void RegisterEmbeddings(httpd::Router& router, Api& api);
 
 // ---- errors: one mapping from Error to HTTP for both APIs ------------------------
 
@@ -74,10 +76,14 @@ Result<std::string> ResolveModel(const engine::Engine& engine, const std::string
 // The prompt `messages` make with the model's template, after checking that it fits
 // the model's context (reason "prompt-too-long" otherwise), so a streamed answer is
 // refused before it starts.
+// `num_ctx` (0: the model's) is the request's context; the engine refuses one larger
+// than the model's trained length. A template that raises an exception for these
+// messages fails with the engine's "template-error" (400).
 Result<std::string> ChatPrompt(const engine::Engine& engine, const std::string& model,
-                               const std::vector<engine::ChatMessage>& messages);
+                               const std::vector<engine::ChatMessage>& messages,
+                               uint32_t num_ctx = 0);
 Status CheckPromptFits(const engine::Engine& engine, const std::string& model,
-                       const std::string& prompt);
+                       const std::string& prompt, uint32_t num_ctx = 0);
 
 // ---- output helpers ----------------------------------------------------------------
 

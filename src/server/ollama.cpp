@@ -25,6 +25,14 @@ json Details(const ModelInfo& m) {
           {"quantization_level", m.file_type}};
 }
 
+// What the model can do, in Ollama's words.
+json Capabilities(const ModelInfo& m) {
+  json c = json::array({"completion"});
+  if (m.supports_tools) c.push_back("tools");
+  if (m.embedding_length > 0) c.push_back("embedding");
+  return c;
+}
+
 json TagEntry(const ModelInfo& m) {
   return {{"name", m.name},
           {"model", m.name},
@@ -124,9 +132,9 @@ Result<SamplingOptions> Options(const json& body) {
       {"top_p", 0, 1, &s.top_p},
       {"min_p", 0, 1, &s.min_p},
       {"repeat_penalty", 0, kFloatMax, &s.repeat_penalty},
-      {"typical_p", 0, 1, nullptr},
-      {"presence_penalty", -kFloatMax, kFloatMax, nullptr},
-      {"frequency_penalty", -kFloatMax, kFloatMax, nullptr},
+      {"typical_p", 0, 1, &s.typical_p},
+      {"presence_penalty", -kFloatMax, kFloatMax, &s.presence_penalty},
+      {"frequency_penalty", -kFloatMax, kFloatMax, &s.frequency_penalty},
       {"mirostat_tau", -kFloatMax, kFloatMax, nullptr},
       {"mirostat_eta", -kFloatMax, kFloatMax, nullptr},
       {"tfs_z", -kFloatMax, kFloatMax, nullptr},
@@ -145,8 +153,16 @@ Result<SamplingOptions> Options(const json& body) {
     s.max_tokens =
         *num_predict < 0 ? -1 : static_cast<int>(std::min<int64_t>(*num_predict, 1 << 30));
   }
-  for (const char* key : {"num_ctx", "num_keep", "repeat_last_n", "num_batch", "num_gpu",
-                          "main_gpu", "num_thread", "mirostat"}) {
+  MS_ASSIGN_OR_RETURN(const auto num_ctx, OptInteger(*o, "num_ctx", 0, INT_MAX, name("num_ctx")));
+  if (num_ctx) s.num_ctx = static_cast<uint32_t>(*num_ctx);
+  MS_ASSIGN_OR_RETURN(const auto last_n,
+                      OptInteger(*o, "repeat_last_n", -1, INT_MAX, name("repeat_last_n")));
+  // -1: the whole context (Ollama's meaning).
+  if (last_n)
+    s.repeat_last_n = *last_n >= 0 ? static_cast<int>(*last_n)
+                                   : static_cast<int>(s.num_ctx != 0 ? s.num_ctx : 4096);
+  for (const char* key :
+       {"num_keep", "num_batch", "num_gpu", "main_gpu", "num_thread", "mirostat"}) {
     MS_RETURN_IF_ERROR(OptInteger(*o, key, INT_MIN, INT_MAX, name(key)));
   }
   for (const char* key :
@@ -273,7 +289,7 @@ Result<Job> ParseChat(const engine::Engine& eng, const json& body, bool* stream)
   *stream = s.value_or(true);
   MS_ASSIGN_OR_RETURN(job.resolved, Resolve(eng, job.model));
   if (!messages.empty()) {
-    MS_ASSIGN_OR_RETURN(job.prompt, ChatPrompt(eng, job.resolved, messages));
+    MS_ASSIGN_OR_RETURN(job.prompt, ChatPrompt(eng, job.resolved, messages, job.sampling.num_ctx));
   }
   return job;
 }
@@ -293,13 +309,13 @@ Result<Job> ParseGenerate(const engine::Engine& eng, const json& body, bool* str
   if (prompt.value_or("").empty()) return job;  // only loads the model
   if (raw.value_or(false)) {
     job.prompt = *prompt;
-    MS_RETURN_IF_ERROR(CheckPromptFits(eng, job.resolved, job.prompt));
+    MS_RETURN_IF_ERROR(CheckPromptFits(eng, job.resolved, job.prompt, job.sampling.num_ctx));
     return job;
   }
   std::vector<ChatMessage> messages;
   if (!system.value_or("").empty()) messages.push_back({"system", *system});
   messages.push_back({"user", *prompt});
-  MS_ASSIGN_OR_RETURN(job.prompt, ChatPrompt(eng, job.resolved, messages));
+  MS_ASSIGN_OR_RETURN(job.prompt, ChatPrompt(eng, job.resolved, messages, job.sampling.num_ctx));
   return job;
 }
 
@@ -358,7 +374,7 @@ void RegisterOllama(httpd::Router& router, Api& api) {
               {"template", m->chat_template},
               {"details", Details(*m)},
               {"model_info", info},
-              {"capabilities", json::array({"completion"})},
+              {"capabilities", Capabilities(*m)},
               {"modified_at", Rfc3339(m->loaded_at)},
               {"modelseal", ModelsealFacts(*m)}};
     res.Send(JsonResponse(j));

@@ -31,7 +31,8 @@ std::string FinishReason(const GenerateStats& st) {
 json Usage(const GenerateStats& st) {
   return {{"prompt_tokens", st.prompt_tokens},
           {"completion_tokens", st.completion_tokens},
-          {"total_tokens", st.prompt_tokens + st.completion_tokens}};
+          {"total_tokens", st.prompt_tokens + st.completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", st.cached_tokens}}}};
 }
 
 struct Completion {
@@ -62,8 +63,12 @@ Status ParseCommon(const json& b, Completion* r) {
   if (top_p) s.top_p = static_cast<float>(*top_p);
   MS_ASSIGN_OR_RETURN(const auto min_p, OptNumber(b, "min_p", 0, 1, "min_p"));
   if (min_p) s.min_p = static_cast<float>(*min_p);
-  MS_RETURN_IF_ERROR(OptNumber(b, "presence_penalty", -2, 2, "presence_penalty"));
-  MS_RETURN_IF_ERROR(OptNumber(b, "frequency_penalty", -2, 2, "frequency_penalty"));
+  MS_ASSIGN_OR_RETURN(const auto presence,
+                      OptNumber(b, "presence_penalty", -2, 2, "presence_penalty"));
+  if (presence) s.presence_penalty = static_cast<float>(*presence);
+  MS_ASSIGN_OR_RETURN(const auto frequency,
+                      OptNumber(b, "frequency_penalty", -2, 2, "frequency_penalty"));
+  if (frequency) s.frequency_penalty = static_cast<float>(*frequency);
   MS_ASSIGN_OR_RETURN(const auto top_k, OptInteger(b, "top_k", 0, 1 << 30, "top_k"));
   if (top_k) s.top_k = static_cast<int>(*top_k);
   for (const char* key : {"max_tokens", "max_completion_tokens"}) {

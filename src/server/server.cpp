@@ -199,23 +199,25 @@ Result<std::string> ResolveModel(const engine::Engine& engine, const std::string
 }
 
 Status CheckPromptFits(const engine::Engine& engine, const std::string& model,
-                       const std::string& prompt) {
+                       const std::string& prompt, uint32_t num_ctx) {
   MS_ASSIGN_OR_RETURN(const engine::ModelInfo info, engine.Get(model));
   MS_ASSIGN_OR_RETURN(const int tokens, engine.CountTokens(model, prompt));
-  if (tokens >= static_cast<int>(info.context_length)) {
+  const uint32_t n_ctx =
+      num_ctx != 0 ? std::min(num_ctx, info.context_length) : info.context_length;
+  if (tokens >= static_cast<int>(n_ctx)) {
     return MakeError(ErrorCode::kInvalidArgument, kModule, "prompt-too-long",
-                     "This model's maximum context length is " +
-                         std::to_string(info.context_length) + " tokens. However, your prompt " +
-                         "resulted in " + std::to_string(tokens) + " tokens.");
+                     "This model's maximum context length is " + std::to_string(n_ctx) +
+                         " tokens. However, your prompt " + "resulted in " +
+                         std::to_string(tokens) + " tokens.");
   }
   return Ok{};
 }
 
 Result<std::string> ChatPrompt(const engine::Engine& engine, const std::string& model,
-                               const std::vector<engine::ChatMessage>& messages) {
-  MS_ASSIGN_OR_RETURN(std::string prompt, engine.ApplyTemplate(model, messages));
-  MS_RETURN_IF_ERROR(CheckPromptFits(engine, model, prompt));
-  return prompt;
+                               const std::vector<engine::ChatMessage>& messages, uint32_t num_ctx) {
+  engine::ChatRequest request(messages);
+  MS_ASSIGN_OR_RETURN(engine::RenderedChat chat, engine.RenderChat(model, request, num_ctx));
+  return std::move(chat.prompt);
 }
 
 // ---- output ----------------------------------------------------------------------
@@ -272,6 +274,9 @@ json ModelsealFacts(const engine::ModelInfo& m) {
       {"architecture", m.architecture},
       {"gpu_layers", m.gpu_layers},
       {"threads", m.threads},
+      {"parallel", m.parallel},
+      {"default_template", m.default_template},
+      {"embedding_length", m.embedding_length},
   };
 }
 
@@ -311,6 +316,7 @@ Server::Server(engine::Engine& engine, ServerOptions options) : impl_(std::make_
   }
   RegisterOllama(router, impl_->api);
   RegisterOpenAi(router, impl_->api);
+  RegisterEmbeddings(router, impl_->api);
   if (o.product != nullptr) {
     impl_->product_routes = RegisterProduct(router, *o.product, o.spool_dir);
   }

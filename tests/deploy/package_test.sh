@@ -41,11 +41,15 @@ has -rw-r--r-- usr/share/doc/modelseal/config.md
 has -rw-r--r-- usr/share/doc/modelseal/README.md
 has -rw-r--r-- usr/share/doc/modelseal/examples/modelseal.conf
 has -rw-r--r-- usr/share/doc/modelseal/examples/gpu.conf
-for lib in libllama.so.0 libggml.so.0 libggml-base.so.0 libggml-cpu.so.0; do
+for lib in libllama.so.0 libggml.so.0 libggml-base.so.0 libllama-common.so.0 \
+  libggml-cpu-x64.so libggml-cpu-haswell.so; do
   grep -q " ./usr/lib/modelseal/lib/$lib" "$work/contents" || fail "the package lacks $lib"
 done
-if grep -qE 'llama-bench|libllama-common|/include/|\.so$' "$work/contents"; then
-  fail "the package carries build-only files: $(grep -E 'llama-bench|libllama-common|/include/|\.so$' "$work/contents")"
+# Build-only files: headers, the benchmarks, unversioned link names (the CPU backend
+# variants have no soname: they are loaded by name at run time).
+if grep -E 'llama-bench|llama-batched-bench|/include/|\.so$' "$work/contents" |
+  grep -vqE '/libggml-cpu-[a-z0-9]+\.so$'; then
+  fail "the package carries build-only files: $(grep -E 'llama-bench|/include/|\.so$' "$work/contents" | grep -vE '/libggml-cpu-[a-z0-9]+\.so$')"
 fi
 # The unit in the package is the one in deploy/.
 dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/lib/systemd/system/modelseal.service |
@@ -91,7 +95,7 @@ fi
 out=$("$root/usr/bin/modelseal" --version) || fail "modelseal --version from the root failed"
 [ "$out" = "$version" ] || fail "--version from the root: '$out', want '$version'"
 ldd "$root/usr/bin/modelseal" >"$work/ldd"
-for lib in libllama.so.0 libggml.so.0 libggml-cpu.so.0 libggml-base.so.0; do
+for lib in libllama.so.0 libggml.so.0 libggml-base.so.0 libllama-common.so.0; do
   path=$(awk -v l="$lib" '$1 == l && $2 == "=>" { print $3 }' "$work/ldd")
   if [ -z "$path" ] || [ "$(realpath "$path")" != "$(realpath "$root/usr/lib/modelseal/lib/$lib")" ]; then
     fail "$lib does not come from the package: $(grep "$lib" "$work/ldd")"

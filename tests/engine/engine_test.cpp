@@ -94,10 +94,12 @@ TEST_F(EngineTest, TestModelIsDeterministic) {
   o.seed = 2;
   ASSERT_TRUE(WriteTestModel(b, o).ok());
   EXPECT_NE(ReadAll(a), ReadAll(b));
-  o.type = "q4_k";
+  o.type = "q4_k";  // needs dim 256
   auto bad = WriteTestModel(b, o);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.error().reason, "invalid-argument");
+  o.type = "q2_k";
+  EXPECT_EQ(WriteTestModel(b, o).error().reason, "invalid-argument");
 }
 
 TEST_F(EngineTest, LoadFileFillsTheRegistry) {
@@ -113,6 +115,11 @@ TEST_F(EngineTest, LoadFileFillsTheRegistry) {
   EXPECT_EQ(info->sha384_hex.size(), 96u);
   EXPECT_EQ(info->size_bytes, fs::file_size(Model()));
   EXPECT_NE(info->chat_template.find("[INST]"), std::string::npos);
+  EXPECT_FALSE(info->default_template);
+  EXPECT_EQ(info->parallel, 4);
+  EXPECT_EQ(info->file_type, "F16");
+  EXPECT_EQ(info->embedding_length, 64u);
+  EXPECT_EQ(info->pooling, "none");
   EXPECT_GT(info->n_params, 0u);
   EXPECT_EQ(info->source, "file:" + Model());
   ASSERT_EQ(engine_.List().size(), 1u);
@@ -258,34 +265,69 @@ TEST_F(EngineTest, CallbackAndFlagCancel) {
   EXPECT_EQ(engine_.counters().active, 0u);
 }
 
-TEST_F(EngineTest, EightConcurrentRequestsMatchSerialOnes) {
+TEST_F(EngineTest, EightConcurrentRequestsAllFinish) {
   LoadOptions lo;
   lo.name = "tiny";
   lo.threads = 1;
+  lo.parallel = 4;  // eight requests: four wait for a slot
   ASSERT_TRUE(engine_.LoadFile(Model(), lo).ok());
-  SamplingOptions s;
-  s.max_tokens = 32;
-  std::vector<std::string> serial(8), parallel(8);
-  for (int i = 0; i < 8; ++i) {
-    s.seed = static_cast<uint32_t>(i);
-    serial[i] = Chat("tiny", s, nullptr, "request " + std::to_string(i));
-  }
+  std::vector<GenerateStats> stats(8);
+  std::vector<std::string> text(8);
   std::vector<std::thread> threads;
   for (int i = 0; i < 8; ++i) {
     threads.emplace_back([&, i] {
-      SamplingOptions mine = s;
+      SamplingOptions mine;
+      mine.max_tokens = 32;
       mine.seed = static_cast<uint32_t>(i);
       auto r = engine_.Chat("tiny", {{"user", "request " + std::to_string(i)}}, mine,
                             [&](std::string_view p) {
-                              parallel[i].append(p);
+                              text[i].append(p);
                               return true;
                             });
-      EXPECT_TRUE(r.ok());
+      ASSERT_TRUE(r.ok()) << r.error().ToString();
+      stats[i] = *r;
     });
   }
   for (auto& t : threads) t.join();
-  EXPECT_EQ(parallel, serial);
-  EXPECT_EQ(engine_.counters().completed, 16u);
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_EQ(stats[i].completion_tokens, 32) << i;
+    EXPECT_EQ(stats[i].finish_reason, "length") << i;
+    EXPECT_FALSE(text[i].empty()) << i;
+  }
+  EXPECT_EQ(engine_.counters().completed, 8u);
+  EXPECT_EQ(engine_.counters().active, 0u);
+}
+
+TEST_F(EngineTest, EveryCommonWeightTypeLoadsAndChats) {
+  const struct {
+    const char* type;
+    const char* file_type;
+  } types[] = {{"f16", "F16"}, {"q8_0", "Q8_0"}, {"q4_0", "Q4_0"}, {"q4_k", "Q4_K_S"}};
+  for (const auto& t : types) {
+    SCOPED_TRACE(t.type);
+    TestModelOptions o;
+    o.dim = 256;  // q4_k's rows are made of 256-value blocks
+    o.heads = 4;
+    o.ff = 512;
+    o.type = t.type;
+    o.context_length = 256;
+    const std::string path = (*dir_ / (std::string(t.type) + ".gguf")).string();
+    ASSERT_TRUE(WriteTestModel(path, o).ok());
+    LoadOptions lo;
+    lo.name = t.type;
+    auto info = engine_.LoadFile(path, lo);
+    ASSERT_TRUE(info.ok()) << info.error().ToString();
+    EXPECT_EQ(info->file_type, t.file_type);
+    SamplingOptions s;
+    s.seed = 5;
+    s.max_tokens = 16;
+    GenerateStats st;
+    const std::string a = Chat(t.type, s, &st);
+    EXPECT_EQ(st.completion_tokens, 16);
+    EXPECT_FALSE(a.empty());
+    EXPECT_EQ(Chat(t.type, s), a);  // seeded: the same again
+    ASSERT_TRUE(engine_.Unload(t.type).ok());
+  }
 }
 
 TEST_F(EngineTest, UnloadFreesMemoryAndWaitsForRunningRequests) {

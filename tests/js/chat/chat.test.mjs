@@ -14,13 +14,25 @@ assert.ok(bin, 'MODELSEAL_BIN must name the modelseal executable');
 
 let dir, server, base, ollama, openai;
 const MODEL = 'tiny';
+// A template that refuses two user turns in a row, and a model without a template.
+const STRICT_TEMPLATE = "{% for m in messages %}{% if loop.index0 > 0 and m['role'] == " +
+  "messages[loop.index0 - 1]['role'] %}{{ raise_exception('Conversation roles must alternate') }}" +
+  "{% endif %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}" +
+  "{% if add_generation_prompt %}<assistant>{% endif %}";
 
 before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'modelseal-chat-'));
   const model = path.join(dir, 'tiny.gguf');
   execFileSync(bin, ['dev', 'make-test-model', model, '--layers', '2', '--dim', '128',
     '--heads', '4', '--ctx', '4096', '--seed', '7']);
+  const strict = path.join(dir, 'strict.gguf');
+  execFileSync(bin, ['dev', 'make-test-model', strict, '--layers', '1', '--dim', '64',
+    '--chat-template', STRICT_TEMPLATE]);
+  const plain = path.join(dir, 'plain.gguf');
+  execFileSync(bin, ['dev', 'make-test-model', plain, '--layers', '1', '--dim', '64',
+    '--chat-template', 'none']);
   server = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--model', `${MODEL}=${model}`,
+    '--model', `strict=${strict}`, '--model', `plain=${plain}`,
     '--ctx', '4096', '--threads', '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
   base = await new Promise((resolve, reject) => {
     let out = '';
@@ -54,17 +66,16 @@ test('ollama: version, list, ps and show report the model as unmeasured', async 
   const v = await ollama.version();
   assert.match(v.version, /^\d+\.\d+\.\d+/);
   const list = await ollama.list();
-  assert.equal(list.models.length, 1);
-  const m = list.models[0];
+  assert.equal(list.models.length, 3);
+  const m = list.models.find((x) => x.name === MODEL);
   assert.equal(m.name, MODEL);
   assert.equal(m.details.family, 'llama');
   assert.equal(m.details.format, 'gguf');
   assert.match(m.digest, /^[0-9a-f]{64}$/);
   assert.equal(m.modelseal.measured, false);
   assert.match(m.modelseal.sha384, /^[0-9a-f]{96}$/);
-  const running = await ollama.ps();
-  assert.equal(running.models[0].name, MODEL);
-  assert.equal(running.models[0].modelseal.measured, false);
+  const running = (await ollama.ps()).models.find((x) => x.name === MODEL);
+  assert.equal(running.modelseal.measured, false);
   const show = await ollama.show({ model: MODEL });
   assert.match(show.template, /\[INST\]/);
   assert.equal(show.model_info['general.architecture'], 'llama');
@@ -73,9 +84,10 @@ test('ollama: version, list, ps and show report the model as unmeasured', async 
 test('openai: models.list', async () => {
   const models = [];
   for await (const m of openai.models.list()) models.push(m);
-  assert.deepEqual(models.map((m) => m.id), [MODEL]);
-  assert.equal(models[0].object, 'model');
-  assert.equal(models[0].modelseal.measured, false);
+  assert.deepEqual(models.map((m) => m.id).sort(), ['plain', 'strict', MODEL]);
+  const m = models.find((x) => x.id === MODEL);
+  assert.equal(m.object, 'model');
+  assert.equal(m.modelseal.measured, false);
 });
 
 test('ollama: chat, streaming and not, same seed gives the same text', async () => {
@@ -236,4 +248,74 @@ test('a client that disconnects stops its generation', async () => {
   assert.equal(now.active_requests, 0);
   assert.equal(now.cancelled_requests, before.cancelled_requests + 1);
   assert.equal(now.completed_requests, before.completed_requests);
+});
+
+test('a model without a chat template is shown and chats with ChatML', async () => {
+  const show = await ollama.show({ model: 'plain' });
+  assert.match(show.template, /<\|im_start\|>/);
+  assert.equal(show.modelseal.default_template, true);
+  const r = await ollama.chat({ model: 'plain', messages, stream: false,
+    options: { num_predict: 4, seed: 1 } });
+  assert.equal(r.done, true);
+  assert.equal(r.prompt_eval_count > 0, true);
+});
+
+test('a template that raises an exception is a 400 with its message', async () => {
+  const twice = [{ role: 'user', content: 'one' }, { role: 'user', content: 'two' }];
+  await assert.rejects(ollama.chat({ model: 'strict', messages: twice, stream: true }), (e) => {
+    assert.equal(e.status_code, 400);
+    assert.match(e.error, /Conversation roles must alternate/);
+    return true;
+  });
+  await assert.rejects(openai.chat.completions.create({ model: 'strict', messages: twice }), (e) => {
+    assert.equal(e.status, 400);
+    assert.equal(e.type, 'invalid_request_error');
+    assert.match(e.message, /Conversation roles must alternate/);
+    return true;
+  });
+  const ok = await ollama.chat({ model: 'strict', stream: false, options: { num_predict: 2 },
+    messages: [{ role: 'user', content: 'one' }] });
+  assert.equal(ok.done, true);
+});
+
+function norm(v) {
+  return Math.sqrt(v.reduce((a, x) => a + x * x, 0));
+}
+
+test('embeddings: ollama embed and openai embeddings agree, normalised, batched', async () => {
+  const input = ['sealed weights', 'attested release', 'sealed weights'];
+  const o = await ollama.embed({ model: MODEL, input });
+  assert.equal(o.embeddings.length, 3);
+  assert.equal(o.model, MODEL);
+  assert.ok(o.prompt_eval_count > 0);
+  const dim = o.embeddings[0].length;
+  assert.equal(dim, 128);
+  for (const v of o.embeddings) assert.ok(Math.abs(norm(v) - 1) < 1e-4);
+  // The same text gives the same vector; different texts differ.
+  for (let i = 0; i < dim; i++) assert.ok(Math.abs(o.embeddings[0][i] - o.embeddings[2][i]) < 1e-4);
+  assert.ok(o.embeddings[0].some((x, i) => Math.abs(x - o.embeddings[1][i]) > 1e-3));
+  const single = await ollama.embed({ model: MODEL, input: 'attested release' });
+  for (let i = 0; i < dim; i++) {
+    assert.ok(Math.abs(single.embeddings[0][i] - o.embeddings[1][i]) < 1e-3);
+  }
+  // The openai client asks for base64 unless told otherwise: both encodings.
+  for (const encoding_format of [undefined, 'float']) {
+    const a = await openai.embeddings.create({ model: MODEL, input, encoding_format });
+    assert.equal(a.object, 'list');
+    assert.equal(a.data.length, 3);
+    assert.ok(a.usage.prompt_tokens > 0);
+    for (const [k, d] of a.data.entries()) {
+      assert.equal(d.index, k);
+      assert.equal(d.embedding.length, dim);
+      for (let i = 0; i < dim; i++) assert.ok(Math.abs(d.embedding[i] - o.embeddings[k][i]) < 1e-4);
+    }
+  }
+  await assert.rejects(openai.embeddings.create({ model: 'nope', input: 'x' }), (e) => {
+    assert.equal(e.status, 404);
+    return true;
+  });
+  await assert.rejects(ollama.embed({ model: MODEL, input: [] }), (e) => {
+    assert.equal(e.status_code, 400);
+    return true;
+  });
 });
