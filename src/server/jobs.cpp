@@ -15,18 +15,6 @@ namespace {
 constexpr size_t kMaxEvents = 2000;
 constexpr auto kProgressEvery = std::chrono::milliseconds(100);
 
-std::string Iso(std::chrono::system_clock::time_point t) {
-  const auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  const size_t n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof(buf) - n, ".%03dZ", static_cast<int>(ms % 1000));
-  return buf;
-}
-
 std::string CodeName(ErrorCode c) {
   switch (c) {
     case ErrorCode::kInvalidArgument:
@@ -84,7 +72,7 @@ Job::State Job::state() const {
 void Job::Add(json event) {
   // Called with mu_ held.
   event["seq"] = ++seq_;
-  event["time"] = Iso(std::chrono::system_clock::now());
+  event["time"] = IsoTime(std::chrono::system_clock::now());
   events_.push_back(std::move(event));
   while (events_.size() > kMaxEvents) events_.pop_front();
   changed_.notify_all();
@@ -118,8 +106,8 @@ json Job::Summary() const {
   return {{"id", id_},
           {"kind", kind_},
           {"state", JobStateName(state_)},
-          {"created", Iso(created_)},
-          {"finished", state_ == State::kRunning ? json(nullptr) : json(Iso(finished_))},
+          {"created", IsoTime(created_)},
+          {"finished", state_ == State::kRunning ? json(nullptr) : json(IsoTime(finished_))},
           {"request", request_},
           {"result", result_},
           {"error", error_},
@@ -198,6 +186,18 @@ std::vector<std::shared_ptr<Job>> JobManager::List() const {
   std::sort(out.begin(), out.end(),
             [](const auto& a, const auto& b) { return a->created_ > b->created_; });
   return out;
+}
+
+std::string IsoTime(std::chrono::system_clock::time_point t) {
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  const size_t n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(buf + n, sizeof(buf) - n, ".%03dZ", static_cast<int>(ms % 1000));
+  return buf;
 }
 
 }  // namespace modelseal::server

@@ -94,6 +94,8 @@ class JobManager {
 };
 
 std::string JobStateName(Job::State s);
+// "2026-12-01T03:04:05.678Z": UTC with milliseconds, as every product API time.
+std::string IsoTime(std::chrono::system_clock::time_point t);
 // {"code", "module", "reason", "message"}: how the product API shows an Error.
 nlohmann::json ErrorJson(const Error& e);
 

@@ -25,6 +25,7 @@
 
 #include "aws/imds.h"
 #include "net/http.h"
+#include "server/jobs.h"
 #include "server/nvml.h"
 #include "server/product.h"
 #include "server/product_internal.h"
@@ -37,16 +38,7 @@ using namespace product;
 namespace {
 
 std::string NowIso() {
-  const auto now = std::chrono::system_clock::now();
-  const auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  const size_t n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof(buf) - n, ".%03dZ", static_cast<int>(ms % 1000));
-  return buf;
+  return IsoTime(std::chrono::system_clock::now());
 }
 
 // /proc/meminfo in bytes: MemTotal, MemAvailable, MemFree, ...
@@ -385,7 +377,18 @@ ApiReply Product::Network(const ApiCall& c) {
   json out = {{"checks", checks}, {"read_at", NowIso()}};
   if (owner) {
     out["interfaces"] = Interfaces();
-    out["listening"] = ListeningSockets();
+    json listening = ListeningSockets();
+    // The embedded stack's key service runs as a child on loopback: its socket is
+    // modelseal's too.
+    std::string host;
+    int port = 0;
+    if (HostPort(env_.consumer_kms->endpoint(), &host, &port) &&
+        (host == "127.0.0.1" || host == "::1" || host == "localhost")) {
+      listening.push_back({{"protocol", host == "::1" ? "tcp6" : "tcp"},
+                           {"port", port},
+                           {"service", "key service (modelseal kms serve)"}});
+    }
+    out["listening"] = listening;
   }
   return {200, out};
 }

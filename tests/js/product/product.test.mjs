@@ -492,6 +492,10 @@ test('environment views: instance metadata from IMDSv2, system, network; machine
   assert.equal(check('instance metadata (IMDS)').reachable, true);
   assert.ok(net.interfaces.some((i) => i.loopback && i.addresses.includes('127.0.0.1')));
   assert.ok(net.listening.some((l) => l.port === Number(new URL(base).port)), JSON.stringify(net.listening));
+  const kmsPort = Number(readFileSync(path.join(state, 'modelseal.conf'), 'utf8')
+    .match(/^endpoint = http:\/\/127\.0\.0\.1:(\d+)/m)[1]);
+  assert.ok(net.listening.some((l) => l.port === kmsPort && /key service/.test(l.service)),
+    JSON.stringify(net.listening));
   const netViewer = (await api('GET', '/ms/v1/network', { token: tokens.viewer })).json;
   assert.equal(netViewer.interfaces, undefined);
   assert.equal(netViewer.listening, undefined);
