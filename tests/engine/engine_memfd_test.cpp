@@ -16,6 +16,7 @@
 #include "common/bytes.h"
 #include "common/memfd.h"
 #include "engine/engine.h"
+#include "tests/common/testutil.h"
 
 namespace modelseal::engine {
 namespace {
@@ -24,30 +25,6 @@ namespace fs = std::filesystem;
 
 constexpr size_t kPage = 4096;
 
-// VmFlags of every mapping of the file behind `fd` in this process.
-std::map<uintptr_t, std::string> MappingFlagsOf(int fd) {
-  struct stat st {};
-  fstat(fd, &st);
-  std::map<uintptr_t, std::string> out;
-  std::ifstream smaps("/proc/self/smaps");
-  std::string line;
-  uintptr_t current = 0;
-  bool match = false;
-  while (std::getline(smaps, line)) {
-    uintptr_t lo = 0, hi = 0;
-    unsigned maj = 0, mnr = 0;
-    unsigned long long off = 0, ino = 0;
-    char perms[8];
-    if (std::sscanf(line.c_str(), "%lx-%lx %7s %llx %x:%x %llu", &lo, &hi, perms, &off, &maj, &mnr,
-                    &ino) == 7) {
-      match = ino == st.st_ino && makedev(maj, mnr) == st.st_dev;
-      current = lo;
-      continue;
-    }
-    if (match && line.rfind("VmFlags:", 0) == 0) out[current] = line + " ";
-  }
-  return out;
-}
 
 // Holds one page of the memfd in a pipe (splice takes a reference, no copy), to
 // look at the physical page after the memfd let go of it.
@@ -118,12 +95,12 @@ TEST_F(EngineMemfd, MappingsAreExcludedFromCoreDumpsAndUnloadWipesTheModel) {
 
   // llama.cpp mapped the file through /proc/self/fd/N; that mapping and the
   // Memfd's own are all marked "dd" (not dumped).
-  const auto flags = MappingFlagsOf(held);
+  const auto flags = testing::MappingFlagsOf(held);
   ASSERT_GE(flags.size(), 2u) << "expected llama.cpp's mapping and the Memfd's";
-  for (const auto& [at, f] : flags) EXPECT_NE(f.find(" dd "), std::string::npos) << f;
+  for (const auto& [at, f] : flags) EXPECT_NE((f + " ").find(" dd "), std::string::npos) << f;
 
   ASSERT_TRUE(engine_.Unload("inmem").ok());
-  EXPECT_TRUE(MappingFlagsOf(held).empty()) << "the model is still mapped after unload";
+  EXPECT_TRUE(testing::MappingFlagsOf(held).empty()) << "the model is still mapped after unload";
   EXPECT_TRUE(FileIsZero(held, model_.size())) << "plaintext left in the memfd after unload";
   EXPECT_TRUE(page.IsZero()) << "a page of the model was freed without being wiped";
   ::close(held);
