@@ -79,15 +79,20 @@ std::string Base64Encode(std::span<const uint8_t> data) {
   return out;
 }
 
-std::optional<Bytes> Base64Decode(std::string_view text) {
-  if (text.size() % 4 != 0) return std::nullopt;
+bool IsBase64(std::string_view text) {
+  if (text.size() % 4 != 0) return false;
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     const bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
     if (alnum || c == '+' || c == '/') continue;
     if (c == '=' && i + 2 >= text.size() && (i + 1 == text.size() || text[i + 1] == '=')) continue;
-    return std::nullopt;
+    return false;
   }
+  return true;
+}
+
+std::optional<Bytes> Base64Decode(std::string_view text) {
+  if (!IsBase64(text)) return std::nullopt;
   Bytes out(text.size() / 4 * 3);
   const int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(text.data()),
                                 static_cast<int>(text.size()));

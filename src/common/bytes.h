@@ -42,5 +42,8 @@ bool IsValidUtf8(std::string_view s);
 std::string Base64Encode(std::span<const uint8_t> data);
 // Strict: padded, no whitespace; nullopt on anything else.
 std::optional<Bytes> Base64Decode(std::string_view text);
+// Canonical padded base64 (RFC 4648): a multiple of 4 characters, '=' only as the
+// last one or two. What Base64Decode (and the key service's secret decoder) accept.
+bool IsBase64(std::string_view text);
 
 }  // namespace modelseal

@@ -38,17 +38,6 @@ std::string FormatStatement(const Decision& d) {
 
 }  // namespace
 
-std::string AccountOfArn(const std::string& arn) {
-  size_t pos = 0;
-  for (int i = 0; i < 4; ++i) {
-    pos = arn.find(':', pos);
-    if (pos == std::string::npos) return "";
-    ++pos;
-  }
-  const size_t end = arn.find(':', pos);
-  return end == std::string::npos ? "" : arn.substr(pos, end - pos);
-}
-
 RequestContext BuildRequestContext(const EvaluationRequest& q) {
   RequestContext r;
   r.principal_arn = q.principal_arn;

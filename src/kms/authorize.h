@@ -67,9 +67,6 @@ struct EvaluationRequest {
 
 RequestContext BuildRequestContext(const EvaluationRequest& request);
 
-// The account id in an ARN ("arn:aws:iam::111122223333:user/x" -> "111122223333").
-std::string AccountOfArn(const std::string& arn);
-
 // What a credential may do on the IAM side: a built-in role or a policy of its own.
 // Roles: "admin" (kms:* on every resource), "consumer" (kms:Decrypt,
 // kms:DescribeKey, kms:ListKeys, kms:ListAliases), "none" (nothing).

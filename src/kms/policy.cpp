@@ -244,23 +244,11 @@ bool EvaluateCondition(const Condition& c, const RequestContext& r, ConditionTra
   return false;
 }
 
-std::string AccountOf(const std::string& arn) {
-  // arn:aws:iam::111122223333:user/alice -> 111122223333
-  size_t pos = 0;
-  for (int i = 0; i < 4; ++i) {
-    pos = arn.find(':', pos);
-    if (pos == std::string::npos) return "";
-    ++pos;
-  }
-  const size_t end = arn.find(':', pos);
-  return end == std::string::npos ? "" : arn.substr(pos, end - pos);
-}
-
 enum class PrincipalMatch { kNone, kDirect, kAccount };
 
 PrincipalMatch MatchPrincipal(const Statement& st, const std::string& principal) {
   if (st.any_principal) return PrincipalMatch::kDirect;
-  const std::string account = AccountOf(principal);
+  const std::string account = AccountOfArn(principal);
   bool account_match = false;
   for (const auto& p : st.principals) {
     if (p == principal) return PrincipalMatch::kDirect;
@@ -458,6 +446,18 @@ std::string Decision::Describe() const {
   std::string who = "statement " + std::to_string(*statement + 1);
   if (!sid.empty()) who += " (\"" + sid + "\")";
   return effect == Effect::kAllow ? "allowed by " + who : "denied by " + who + " (explicit deny)";
+}
+
+// arn:aws:iam::111122223333:user/alice -> 111122223333
+std::string AccountOfArn(const std::string& arn) {
+  size_t pos = 0;
+  for (int i = 0; i < 4; ++i) {
+    pos = arn.find(':', pos);
+    if (pos == std::string::npos) return "";
+    ++pos;
+  }
+  const size_t end = arn.find(':', pos);
+  return end == std::string::npos ? "" : arn.substr(pos, end - pos);
 }
 
 }  // namespace modelseal::kms

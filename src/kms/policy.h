@@ -147,6 +147,9 @@ Result<Policy> WithAttestedStatement(Policy policy, const std::string& principal
                                      const std::map<uint32_t, std::string>& pcrs,
                                      const std::string& sid);
 
+// The account id in an ARN ("arn:aws:iam::111122223333:user/x" -> "111122223333").
+std::string AccountOfArn(const std::string& arn);
+
 // IAM-style wildcard match: '*' any run, '?' any single character.
 bool WildcardMatch(std::string_view pattern, std::string_view text, bool ignore_case);
 

@@ -3,17 +3,12 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "common/bytes.h"
+
 namespace modelseal::kms {
 
 std::optional<SecretBuffer> Base64DecodeSecret(std::string_view text) {
-  if (text.size() % 4 != 0) return std::nullopt;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    const bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-    if (alnum || c == '+' || c == '/') continue;
-    if (c == '=' && i + 2 >= text.size() && (i + 1 == text.size() || text[i + 1] == '=')) continue;
-    return std::nullopt;
-  }
+  if (!IsBase64(text)) return std::nullopt;
   if (text.empty()) return SecretBuffer();
   size_t pad = 0;
   if (text.back() == '=') ++pad;

@@ -73,29 +73,14 @@ std::vector<std::string> Tail(const std::string& path, size_t n) {
   return lines;
 }
 
-// host and port of a URL ("http://h:1234/x" -> h, 1234); port from the scheme.
+// host and port of a URL ("http://h:1234/x" -> h, 1234; the port from the scheme
+// when the URL gives none).
 bool HostPort(const std::string& url, std::string* host, int* port) {
-  const size_t scheme = url.find("://");
-  if (scheme == std::string::npos) return false;
-  const std::string rest = url.substr(scheme + 3);
-  std::string authority = rest.substr(0, rest.find('/'));
-  if (const size_t at = authority.rfind('@'); at != std::string::npos) {
-    authority = authority.substr(at + 1);
-  }
-  *port = url.compare(0, scheme, "https") == 0 ? 443 : 80;
-  if (!authority.empty() && authority.front() == '[') {
-    const size_t close = authority.find(']');
-    if (close == std::string::npos) return false;
-    *host = authority.substr(1, close - 1);
-    if (close + 1 < authority.size() && authority[close + 1] == ':') {
-      *port = std::atoi(authority.c_str() + close + 2);
-    }
-    return true;
-  }
-  const size_t colon = authority.rfind(':');
-  *host = authority.substr(0, colon);
-  if (colon != std::string::npos) *port = std::atoi(authority.c_str() + colon + 1);
-  return !host->empty() && *port > 0 && *port < 65536;
+  auto u = net::ParseUrl(url);
+  if (!u.ok() || u->host.empty()) return false;
+  *host = u->host;
+  *port = u->port != 0 ? u->port : (u->scheme == "https" ? 443 : 80);
+  return true;
 }
 
 // A TCP connection to the endpoint of `url`, bounded by `timeout`: whether it
