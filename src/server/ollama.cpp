@@ -64,6 +64,12 @@ Result<std::string> Resolve(const engine::Engine& eng, const std::string& reques
   return r;
 }
 
+// The body's "model", resolved to its registry name (or the field's 400 / Ollama's 404).
+Result<std::string> RequestedModel(const engine::Engine& eng, const json& body) {
+  MS_ASSIGN_OR_RETURN(std::string name, ModelName(body));
+  return Resolve(eng, name);
+}
+
 Status ArrayOfStrings(const json& body, const char* key) {
   const json* v = Field(body, key);
   if (v == nullptr) return Ok{};
@@ -358,9 +364,7 @@ void RegisterOllama(httpd::Router& router, Api& api) {
   router.Post("/api/show", [eng](httpd::Request& req, httpd::Responder& res) {
     auto body = ParseObject(req);
     if (!body.ok()) return SendFailure(req, res, body.error());
-    auto name = ModelName(*body);
-    if (!name.ok()) return SendFailure(req, res, name.error());
-    auto resolved = Resolve(*eng, *name);
+    auto resolved = RequestedModel(*eng, *body);
     if (!resolved.ok()) return SendFailure(req, res, resolved.error());
     auto m = eng->Get(*resolved);
     if (!m.ok()) return SendFailure(req, res, m.error());
@@ -383,9 +387,7 @@ void RegisterOllama(httpd::Router& router, Api& api) {
   router.Delete("/api/delete", [eng](httpd::Request& req, httpd::Responder& res) {
     auto body = ParseObject(req);
     if (!body.ok()) return SendFailure(req, res, body.error());
-    auto name = ModelName(*body);
-    if (!name.ok()) return SendFailure(req, res, name.error());
-    auto resolved = Resolve(*eng, *name);
+    auto resolved = RequestedModel(*eng, *body);
     if (!resolved.ok()) return SendFailure(req, res, resolved.error());
     auto st = eng->Unload(*resolved);
     if (!st.ok()) return SendFailure(req, res, st.error());
