@@ -77,7 +77,7 @@ function ok(args, env) {
 }
 
 async function startUp() {
-  up = spawn(bin, ['up', '--state', state, '--listen', '127.0.0.1:0', '--threads', '1'], {
+  up = spawnTracked(bin, ['up', '--state', state, '--listen', '127.0.0.1:0', '--threads', '1'], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       ...process.env,
@@ -99,11 +99,18 @@ async function startUp() {
   tokens = JSON.parse(readFileSync(path.join(state, 'tokens.local.json'), 'utf8')).tokens;
 }
 
+// A child process and a promise of its end, made at spawn: an 'exit' listener
+// attached later misses an exit that already happened and waits forever.
+function spawnTracked(cmd, args, opts) {
+  const child = spawn(cmd, args, opts);
+  child.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  return child;
+}
+
 async function stopUp(signal = 'SIGTERM') {
-  if (!up || up.exitCode !== null) return;
-  const exited = new Promise((resolve) => up.once('exit', resolve));
-  up.kill(signal);
-  await exited;
+  if (!up) return;
+  if (up.exitCode === null && up.signalCode === null) up.kill(signal);
+  await up.exited;
 }
 
 function tcti() {
@@ -394,7 +401,7 @@ test('kill -9 during a publish leaves no half-published model and no plaintext o
   const made = spawnSync(bin, ['dev', 'make-test-model', big, '--layers', '8', '--dim', '1024',
     '--heads', '8', '--ctx', '2048', '--seed', '3'], { encoding: 'utf8' });
   assert.equal(made.status, 0, made.stderr);
-  const publish = spawn(bin, ['publish', 'big', '--gguf', big, '-q', '--state', state],
+  const publish = spawnTracked(bin, ['publish', 'big', '--gguf', big, '-q', '--state', state],
     { env: { ...process.env, MODELSEAL_TOKEN: tokens.owner }, stdio: 'ignore' });
   // Kill the server once the upload reached it and the publish job started.
   for (let i = 0; i < 600; i++) {
@@ -403,7 +410,7 @@ test('kill -9 during a publish leaves no half-published model and no plaintext o
     await new Promise((r) => setTimeout(r, 20));
   }
   await stopUp('SIGKILL');
-  await new Promise((resolve) => publish.once('exit', resolve));
+  await publish.exited;
   await startUp();
   const objects = readdirSync(path.join(state, 'store', 'models'));
   assert.ok(!objects.includes('big.manifest.json'), objects.join(' '));
@@ -425,7 +432,7 @@ test('kill -9 during a publish leaves no half-published model and no plaintext o
 
 test('kill -9 during a load: no plaintext on disk, nothing half-loaded, the next load works', async () => {
   const big = path.join(dir, 'big.gguf');
-  const load = spawn(bin, ['load', 'big', '-q', '--state', state],
+  const load = spawnTracked(bin, ['load', 'big', '-q', '--state', state],
     { env: { ...process.env, MODELSEAL_TOKEN: tokens.consumer }, stdio: 'ignore' });
   for (let i = 0; i < 600; i++) {
     const jobs = await api('GET', '/ms/v1/jobs', { token: tokens.viewer });
@@ -434,7 +441,7 @@ test('kill -9 during a load: no plaintext on disk, nothing half-loaded, the next
     await new Promise((r) => setTimeout(r, 10));
   }
   await stopUp('SIGKILL');
-  await new Promise((resolve) => load.once('exit', resolve));
+  await load.exited;
   await startUp();
   const magic = readFileSync(big).subarray(0, 4096);
   const walk = (d) => readdirSync(d, { withFileTypes: true }).flatMap((e) =>
