@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "common/harden.h"
+#include "common/log.h"
 #include "engine/cpu.h"
 #include "engine/engine.h"
 #include "engine/gpu.h"
@@ -41,12 +42,12 @@ int Serve(const ServeOptions& o) {
   }
   engine::Engine eng;
   const engine::CpuBackendStatus& cpu = engine::CpuBackend();
-  std::fprintf(stderr, "modelseal: llama.cpp CPU backend: %s\n", cpu.Describe().c_str());
+  log::Line("modelseal: llama.cpp CPU backend: %s", cpu.Describe().c_str());
   const engine::GpuStatus& gpu = engine::Gpu();
   if (gpu.available) {
-    for (const auto& d : gpu.devices) std::fprintf(stderr, "modelseal: GPU %s\n", d.c_str());
+    for (const auto& d : gpu.devices) log::Line("modelseal: GPU %s", d.c_str());
   } else {
-    std::fprintf(stderr, "modelseal: inference on the CPU (%s)\n", gpu.reason.c_str());
+    log::Line("modelseal: inference on the CPU (%s)", gpu.reason.c_str());
   }
   for (const auto& spec : o.models) {
     const auto eq = spec.find('=');
@@ -62,13 +63,13 @@ int Serve(const ServeOptions& o) {
     lo.parallel = o.parallel;
     auto info = eng.LoadFile(spec.substr(eq + 1), lo);
     if (!info.ok()) return ReportError(info.error());
-    std::fprintf(stderr,
-                 "modelseal: loaded %s from %s (%s, %.1f MB, context %u x %d parallel, %d GPU "
-                 "layers, %d threads) in %.2f s - UNMEASURED (plain file, not measured into "
-                 "PCR15)\n",
-                 info->name.c_str(), info->source.c_str(), info->description.c_str(),
-                 static_cast<double>(info->size_bytes) / 1e6, info->context_length, info->parallel,
-                 info->gpu_layers, info->threads, info->load_seconds);
+    log::Line(
+        "modelseal: loaded %s from %s (%s, %.1f MB, context %u x %d parallel, %d GPU "
+        "layers, %d threads) in %.2f s - UNMEASURED (plain file, not measured into "
+        "PCR15)",
+        info->name.c_str(), info->source.c_str(), info->description.c_str(),
+        static_cast<double>(info->size_bytes) / 1e6, info->context_length, info->parallel,
+        info->gpu_layers, info->threads, info->load_seconds);
   }
   server::ServerOptions so;
   so.host = addr->first;
@@ -81,13 +82,13 @@ int Serve(const ServeOptions& o) {
   const std::string host = so.host.find(':') != std::string::npos ? "[" + so.host + "]" : so.host;
   std::printf("listening on %s://%s:%d\n", so.tls ? "https" : "http", host.c_str(), srv.port());
   if (!so.tls && !httpd::IsLoopback(so.host)) {
-    std::fprintf(stderr,
-                 "modelseal: WARNING: plain HTTP on a non-loopback address (--insecure-http): "
-                 "prompts and answers cross the network unencrypted\n");
+    log::Line(
+        "modelseal: WARNING: plain HTTP on a non-loopback address (--insecure-http): "
+        "prompts and answers cross the network unencrypted");
   }
   std::fflush(stdout);
   const int sig = stop_signals.Wait();
-  std::fprintf(stderr, "modelseal: stopping (signal %d)\n", sig);
+  log::Line("modelseal: stopping (signal %d)", sig);
   srv.Stop();
   return 0;
 }

@@ -10,6 +10,8 @@
 #include "cli/commands.h"
 #include "cli/embedded.h"
 #include "common/harden.h"
+#include "common/log.h"
+#include "engine/cpu.h"
 #include "engine/engine.h"
 #include "engine/gpu.h"
 #include "httpd/httpd.h"
@@ -92,8 +94,9 @@ int RunProduct(pipeline::Environment& env, const std::string& state, const std::
   engine::Engine eng;
   const engine::GpuStatus& gpu = engine::Gpu();
   if (!gpu.available) {
-    std::fprintf(stderr, "modelseal: inference on the CPU (%s)\n", gpu.reason.c_str());
+    log::Line("modelseal: inference on the CPU (%s)", gpu.reason.c_str());
   }
+  log::Line("modelseal: llama.cpp CPU backend: %s", engine::CpuBackend().Describe().c_str());
   std::map<server::Role, std::string> created;
   auto tokens = server::TokenStore::Open(state, &created);
   if (!tokens.ok()) return ReportError(tokens.error());
@@ -127,11 +130,11 @@ int RunProduct(pipeline::Environment& env, const std::string& state, const std::
   }
   PrintBanner(url, state, created, !web_root.empty(), env.config, stack != nullptr);
   for (const auto& job : product.ResumeLoads()) {
-    std::fprintf(stderr, "modelseal: loading %s again after the restart (job %s)\n",
-                 job->Summary()["request"].value("name", "").c_str(), job->id().c_str());
+    log::Line("modelseal: loading %s again after the restart (job %s)",
+              job->Summary()["request"].value("name", "").c_str(), job->id().c_str());
   }
   const int sig = signals.Wait();
-  std::fprintf(stderr, "modelseal: stopping (signal %d)\n", sig);
+  log::Line("modelseal: stopping (signal %d)", sig);
   srv.Stop();
   return 0;
 }

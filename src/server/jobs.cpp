@@ -4,6 +4,7 @@
 #include <ctime>
 
 #include "common/bytes.h"
+#include "common/log.h"
 #include "common/ossl.h"
 
 namespace modelseal::server {
@@ -153,14 +154,17 @@ std::shared_ptr<Job> JobManager::Start(const std::string& kind, json request, Wo
     return true;
   });
   jobs_[job->id_] = job;
+  log::Line("modelseal: job %s started", job->id_.c_str());
   threads_.emplace_back(job, [job, work = std::move(work)] {
     Result<json> r = work(*job);
     std::lock_guard<std::mutex> l(job->mu_);
     job->finished_ = std::chrono::system_clock::now();
+    const double seconds = std::chrono::duration<double>(job->finished_ - job->created_).count();
     if (r.ok()) {
       job->state_ = Job::State::kSucceeded;
       job->result_ = std::move(*r);
       job->Add({{"type", "succeeded"}, {"result", job->result_}});
+      log::Line("modelseal: job %s succeeded in %.2f s", job->id_.c_str(), seconds);
       return;
     }
     json err = ErrorJson(r.error());
@@ -169,6 +173,8 @@ std::shared_ptr<Job> JobManager::Start(const std::string& kind, json request, Wo
     const bool cancelled = r.error().code == ErrorCode::kCancelled || job->cancel_;
     job->state_ = cancelled ? Job::State::kCancelled : Job::State::kFailed;
     job->Add({{"type", cancelled ? "cancelled" : "failed"}, {"error", err}});
+    log::Line("modelseal: job %s %s after %.2f s: %s", job->id_.c_str(),
+              cancelled ? "cancelled" : "failed", seconds, r.error().ToString().c_str());
   });
   return job;
 }

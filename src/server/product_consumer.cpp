@@ -5,6 +5,7 @@
 
 #include "common/bytes.h"
 #include "common/io.h"
+#include "common/log.h"
 #include "server/product.h"
 #include "server/product_internal.h"
 
@@ -170,8 +171,8 @@ Result<std::shared_ptr<Job>> Product::StartLoad(const pipeline::LoadRequest& req
     pipeline::LoadRequest remembered = request;
     remembered.name = loaded->model.name;
     if (Status s = Remember(loaded->model.name, LoadRequestJson(remembered)); !s.ok()) {
-      std::fprintf(stderr, "modelseal: could not remember %s for a restart: %s\n",
-                   loaded->model.name.c_str(), s.error().ToString().c_str());
+      log::Line("modelseal: could not remember %s for a restart: %s", loaded->model.name.c_str(),
+                s.error().ToString().c_str());
     }
     return json{{"model", LoadedJson(loaded->model)},
                 {"pcr15_after", ToHex(loaded->measurement.pcr15_after)},
@@ -194,7 +195,7 @@ std::vector<std::shared_ptr<Job>> Product::ResumeLoads() {
   if (!o_.resume_loads) return started;
   auto models = ReadRemembered(o_.state_dir + kRememberFile);
   if (!models.ok()) {
-    std::fprintf(stderr, "modelseal: %s\n", models.error().ToString().c_str());
+    log::Line("modelseal: %s", models.error().ToString().c_str());
     return started;
   }
   for (const auto& [name, request] : models->items()) {

@@ -2,7 +2,7 @@
 // the system (memory, disk, load, services with versions and recent log lines),
 // the network (interfaces, this server's listening sockets, reachability of every
 // endpoint the stack depends on) and GPUs. Every view says when it was read.
-// Machine-wide details (interfaces, sockets, paths, log lines, load) are for the
+// Machine-wide details (interfaces, sockets, paths, log lines, load, processes) are for the
 // owner role; other roles get the summary.
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -20,13 +20,14 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <set>
 
 #include "aws/imds.h"
+#include "common/log.h"
 #include "net/http.h"
 #include "server/jobs.h"
 #include "server/nvml.h"
+#include "server/procs.h"
 #include "server/product.h"
 #include "server/product_internal.h"
 
@@ -66,10 +67,7 @@ std::vector<std::string> Tail(const std::string& path, size_t n) {
     lines.push_back(line);
     if (lines.size() > n) lines.erase(lines.begin());
   }
-  static const std::regex kSecret(
-      R"((ms_(owner|consumer|viewer)_[A-Za-z0-9_-]{20,})|((secret|token|password)\s*[=:]\s*\S+))",
-      std::regex::icase);
-  for (auto& l : lines) l = std::regex_replace(l, kSecret, "[redacted]");
+  for (auto& l : lines) l = RedactSecrets(l);
   return lines;
 }
 
@@ -328,7 +326,12 @@ ApiReply Product::System(const ApiCall& c) {
         logs[e.path().stem().string()] = Tail(e.path().string(), 20);
       }
     }
+    // This server's own lines (jobs, changes, refusals), kept in memory.
+    std::vector<std::string> own = log::Recent(100);
+    for (auto& l : own) l = RedactSecrets(l);
+    logs["server"] = own;
     out["logs"] = logs;
+    out["processes"] = ProcessList(::getpid(), 30);
   }
   return {200, out};
 }

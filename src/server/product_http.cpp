@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/log.h"
 #include "server/product.h"
 #include "server/web.h"
 
@@ -62,6 +63,12 @@ httpd::Handler Json(std::function<ApiReply(const ApiCall&)> op, bool needs_body)
       c.body = json::object();
     }
     const ApiReply r = op(c);
+    // Changes and failures go to the server's log (never bodies: they may name
+    // secrets such as a Hugging Face token).
+    if (req.method != "GET" || r.status >= 400) {
+      log::Line("modelseal: %s %.200s by %s: %d", req.method.c_str(), req.path.c_str(),
+                RoleName(c.role).c_str(), r.status);
+    }
     res.Send(JsonReply(r.status, r.body));
   };
 }
@@ -125,7 +132,9 @@ ProductRoutes RegisterProduct(httpd::Router& router, Product& p, const std::stri
 
   add("GET", "/health", P::kPublic, Json([&p](const ApiCall&) { return p.Health(); }, false));
   add("GET", "/openapi.json", P::kPublic, [](httpd::Request&, httpd::Responder& res) {
-    res.Send({200, "application/json", std::string(kOpenApiJson, kOpenApiJson_size),
+    res.Send({200,
+              "application/json",
+              std::string(kOpenApiJson, kOpenApiJson_size),
               {{"cache-control", "no-cache"}}});
   });
   add("GET", "/whoami", P::kRead, Json(bind_const(&Product::WhoAmI), false));

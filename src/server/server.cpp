@@ -7,6 +7,7 @@
 #include <limits>
 #include <mutex>
 
+#include "common/log.h"
 #include "server/internal.h"
 #include "server/product_http.h"
 #include "server/web.h"
@@ -325,7 +326,12 @@ Server::Server(engine::Engine& engine, ServerOptions options) : impl_(std::make_
     TokenStore* tokens = o.tokens;
     const ProductRoutes* routes = &impl_->product_routes;
     hook = [tokens, routes](httpd::Request& head) {
-      return Authorize(head, *tokens, PermissionFor(head, *routes));
+      auto refused = Authorize(head, *tokens, PermissionFor(head, *routes));
+      if (refused) {
+        log::Line("modelseal: refused %s %.200s from %s: %d %s", head.method.c_str(),
+                  head.path.c_str(), head.peer.c_str(), refused->status, refused->code.c_str());
+      }
+      return refused;
     };
   }
   httpd::ServerOptions h;

@@ -431,7 +431,25 @@ test('environment: instance metadata, GPU, system and network views', async () =
   assert.match(await page.locator('tr[data-check="key service"]').innerText(), /reachable/);
   await axe(page, 'environment/network');
   await shot(page, 'environment-network');
+  await open(page, 'environment/system');
+  await page.locator('tr[data-service="tpm"]').waitFor();
+  assert.equal(await page.getByTestId('processes').count(), 0, 'the viewer sees no process list');
   await page.context().close();
+
+  // The owner sees the processes (this server's first, marked) and the server's log.
+  const owner = await signedIn('owner');
+  await open(owner, 'environment/system');
+  const procs = owner.getByTestId('processes');
+  await procs.waitFor();
+  const self = procs.locator(`tr[data-pid="${server.pid}"]`);
+  assert.match(await self.innerText(), /modelseal/);
+  assert.match(await self.innerText(), / up --state /);
+  await owner.locator('summary').filter({ hasText: /^server$/ }).click();
+  assert.match(await owner.getByLabel('Recent lines of the server log').innerText(),
+    /Z modelseal: /);
+  await axe(owner, 'environment/system (owner)');
+  await shot(owner, 'environment-system-owner');
+  await owner.context().close();
 });
 
 test('every tab on a narrow window', async () => {

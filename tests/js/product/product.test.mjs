@@ -475,6 +475,8 @@ test('environment views: instance metadata from IMDSv2, system, network; machine
   assert.equal(env.json.iam.LastUpdated, IAM_INFO.LastUpdated);
   assert.ok(Math.abs(Date.parse(env.json.read_at) - Date.now()) < 60_000);
 
+  // A refused request, so that the server's log has a line for it.
+  assert.equal((await api('GET', '/ms/v1/system', { token: 'ms_owner_not-a-token-of-this-server' })).status, 401);
   const viewer = (await api('GET', '/ms/v1/system', { token: tokens.viewer })).json;
   const owner = (await api('GET', '/ms/v1/system', { token: tokens.owner })).json;
   for (const s of ['tpm', 'kms', 'store', 'engine', 'server']) {
@@ -488,6 +490,37 @@ test('environment views: instance metadata from IMDSv2, system, network; machine
   assert.equal(owner.state_dir, state);
   assert.ok(owner.disk.total > owner.disk.available);
   assert.ok(owner.logs.kms.some((l) => l.includes('key service listening')), JSON.stringify(owner.logs));
+  // The server's own lines, each with its UTC time: the last test's load job, the
+  // consumer's request that started it, the refusal just above.
+  const server = owner.logs.server;
+  for (const l of server) assert.match(l, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z modelseal: /);
+  assert.ok(server.some((l) => /job load-[0-9a-f]+ succeeded in \d+\.\d\d s$/.test(l)), server.join('\n'));
+  assert.ok(server.some((l) => / POST \/ms\/v1\/models\/load by consumer: 202$/.test(l)), server.join('\n'));
+  assert.ok(server.some((l) => / refused GET \/ms\/v1\/system from 127\.0\.0\.1: 401 unauthorized$/.test(l)),
+    server.join('\n'));
+  // Processes: modelseal's tree as ps(1) sees it (this server and its swtpm and key
+  // service children), then others; for the owner only.
+  assert.equal(viewer.processes, undefined);
+  const ps = spawnSync('ps', ['-e', '-o', 'pid=,ppid=,rss=,comm='], { encoding: 'utf8' });
+  assert.equal(ps.status, 0, ps.stderr);
+  const rows = ps.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/))
+    .map(([pid, ppid, rss, comm]) => ({ pid: +pid, ppid: +ppid, rss: +rss * 1024, comm }));
+  const tree = new Set([up.pid]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const r of rows) if (tree.has(r.ppid) && !tree.has(r.pid)) { tree.add(r.pid); grew = true; }
+  }
+  const ours = owner.processes.filter((p) => p.modelseal);
+  assert.deepEqual(new Set(ours.map((p) => p.pid)), tree);
+  const self = ours.find((p) => p.pid === up.pid);
+  assert.equal(self.ppid, process.pid);
+  assert.match(self.command, / up --state /);
+  const psSelf = rows.find((r) => r.pid === up.pid);
+  assert.ok(Math.abs(self.rss - psSelf.rss) < 64 << 20, `rss ${self.rss} vs ps ${psSelf.rss}`);
+  assert.ok(ours.some((p) => p.name === 'swtpm'), JSON.stringify(ours));
+  const others = owner.processes.filter((p) => !p.modelseal);
+  assert.ok(others.length > 0 && others.length <= 30, `${others.length} other processes`);
+  for (let i = 1; i < others.length; i++) assert.ok(others[i - 1].rss >= others[i].rss);
   const all = JSON.stringify(owner);
   for (const t of Object.values(tokens)) assert.ok(!all.includes(t), 'a token in the system view');
 

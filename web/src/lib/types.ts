@@ -210,7 +210,21 @@ export interface SystemReply {
   state_dir?: string;
   disk?: { path: string; total: number; available: number; used: number };
   logs?: Record<string, string[] | string>;
+  processes?: ProcessInfo[];
   read_at?: string;
+}
+
+export interface ProcessInfo {
+  pid: number;
+  ppid: number;
+  name: string;
+  state: string;
+  threads: number;
+  rss: number;
+  cpu_seconds: number;
+  started: number;
+  command: string;
+  modelseal: boolean;
 }
 
 export interface NetworkReply {

@@ -174,10 +174,32 @@ function System() {
               {d.load_average && <><dt>Load</dt><dd>{d.load_average.map((x) => x.toFixed(2)).join(' · ')}</dd></>}
               {d.state_dir && <><dt>State</dt><dd><code>{d.state_dir}</code></dd></>}
             </dl>
-            {!d.state_dir && <p className="small muted" style={{ marginTop: '0.5rem' }}>Load, disk, the state directory and the logs are shown to the owner token only.</p>}
+            {!d.state_dir && <p className="small muted" style={{ marginTop: '0.5rem' }}>Load, disk, the state directory, the processes and the logs are shown to the owner token only.</p>}
             {d.read_at && <p className="small muted" style={{ marginTop: '0.5rem' }}>Read at {d.read_at}</p>}
           </div>
         </div>
+      )}
+      {d?.processes && (
+        <>
+          <h3 style={{ marginTop: '1rem' }}>Processes</h3>
+          <p className="small muted">modelseal's own processes first, then the largest others by resident memory.</p>
+          <div className="table-wrap">
+            <table aria-label="Processes" data-testid="processes">
+              <thead><tr><th>PID</th><th>Name</th><th>State</th><th>Memory</th><th>CPU</th><th>Threads</th><th>Command</th></tr></thead>
+              <tbody>{d.processes.map((p) => (
+                <tr key={p.pid} data-pid={p.pid} className={p.modelseal ? 'hl' : undefined}>
+                  <td className="mono">{p.pid}</td>
+                  <td><code>{p.name}</code>{p.modelseal && <> <span className="badge neutral">modelseal</span></>}</td>
+                  <td>{p.state}</td>
+                  <td className="nowrap">{bytes(p.rss)}</td>
+                  <td className="nowrap">{p.cpu_seconds.toFixed(1)} s</td>
+                  <td>{p.threads}</td>
+                  <td className="small mono" style={{ overflowWrap: 'anywhere' }}>{p.command}</td>
+                </tr>
+              ))}</tbody>
+            </table>
+          </div>
+        </>
       )}
       {d?.logs && Object.keys(d.logs).length > 0 && (
         <>
