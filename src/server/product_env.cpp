@@ -326,6 +326,11 @@ ApiReply Product::System(const ApiCall& c) {
         logs[e.path().stem().string()] = Tail(e.path().string(), 20);
       }
     }
+    // The embedded TPM's (swtpm writes its own log file beside its state).
+    if (const std::string swtpm = o_.state_dir + "/tpm/swtpm.log";
+        std::filesystem::exists(swtpm, ec)) {
+      logs["tpm"] = Tail(swtpm, 20);
+    }
     // This server's own lines (jobs, changes, refusals), kept in memory.
     std::vector<std::string> own = log::Recent(100);
     for (auto& l : own) l = RedactSecrets(l);

@@ -492,6 +492,7 @@ test('environment views: instance metadata from IMDSv2, system, network; machine
   assert.ok(owner.logs.kms.some((l) => l.includes('key service listening')), JSON.stringify(owner.logs));
   // The server's own lines, each with its UTC time: the last test's load job, the
   // consumer's request that started it, the refusal just above.
+  assert.ok(Array.isArray(owner.logs.tpm), Object.keys(owner.logs).join(' '));
   const server = owner.logs.server;
   for (const l of server) assert.match(l, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z modelseal: /);
   assert.ok(server.some((l) => /job load-[0-9a-f]+ succeeded in \d+\.\d\d s$/.test(l)), server.join('\n'));
