@@ -13,6 +13,7 @@
 #                                     GGML_BACKEND_PATH; see bench/bench_engine.cpp)
 #   src/models/templates/*.jinja      the release's chat templates (tests)
 #   vocab/ggml-vocab-llama-spm.gguf   tokenizer used by `modelseal dev make-test-model`
+#   vocab/ggml-vocab-qwen2.gguf       Qwen2's byte-level BPE tokenizer (tool-call tests)
 #   BUILD-INFO                        llama.cpp commit, tag, cmake options
 #   cuda/<N>/libggml-cuda.so          only on machines with an NVIDIA GPU: node-llama-cpp's
 #                                     prebuilt CUDA backend for CUDA runtime N (same
@@ -72,7 +73,8 @@ ensure_llama() {
     -exec cp -P {} "$dir/prefix/lib/" \;
   cp "$work/build/bin/llama-bench" "$work/build/bin/llama-batched-bench" \
     "$work/build/bin/llama-embedding" "$dir/prefix/bin/"
-  cp "$work/src/models/ggml-vocab-llama-spm.gguf" "$dir/vocab/"
+  cp "$work/src/models/ggml-vocab-llama-spm.gguf" "$work/src/models/ggml-vocab-qwen2.gguf" \
+    "$dir/vocab/"
   cp -r "$work/src/models/templates" "$dir/src/models/"
   {
     echo "node-llama-cpp $MODELSEAL_LLAMA_NPM_VERSION"
@@ -84,6 +86,30 @@ ensure_llama() {
   rm -rf "$work"
   echo "$want" >"$stamp"
   log "llama.cpp ready in $dir"
+}
+
+# Vocabulary files that a build made by an earlier version of this script lacks, taken
+# from the same release's source (the npm package's git bundle) without rebuilding.
+ensure_llama_vocab() {
+  local dir="$MODELSEAL_LLAMA_DIR" f missing=() work
+  for f in ggml-vocab-llama-spm.gguf ggml-vocab-qwen2.gguf; do
+    [ -f "$dir/vocab/$f" ] || missing+=("$f")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  log "llama.cpp: adding ${missing[*]} to $dir/vocab"
+  work=$(mktemp -d)
+  if ! (cd "$work" && npm pack --silent "node-llama-cpp@$MODELSEAL_LLAMA_NPM_VERSION" >/dev/null &&
+    tar -xzf "node-llama-cpp-$MODELSEAL_LLAMA_NPM_VERSION.tgz" package/llama/gitRelease.bundle &&
+    git clone -q --no-checkout package/llama/gitRelease.bundle src 2>/dev/null); then
+    rm -rf "$work"
+    log "cannot read llama.cpp's source from the npm package"
+    return 1
+  fi
+  mkdir -p "$dir/vocab"
+  for f in "${missing[@]}"; do
+    git -C "$work/src" show "HEAD:models/$f" >"$dir/vocab/$f.tmp" && mv "$dir/vocab/$f.tmp" "$dir/vocab/$f"
+  done
+  rm -rf "$work"
 }
 
 # A GPU is there when the NVIDIA driver answers (MODELSEAL_GPU=off skips all of this).
@@ -130,5 +156,6 @@ ensure_llama_cuda() {
 }
 
 ensure_llama
+ensure_llama_vocab
 ensure_llama_cuda
 ensure_npm "$ROOT/tests/js/chat"

@@ -159,6 +159,9 @@ struct SamplingOptions {
   float presence_penalty = 0;   // OpenAI's; 0: off
   float frequency_penalty = 0;  // OpenAI's; 0: off
   float typical_p = 1;          // 1: off
+  // Added to the logits of the given token ids before sampling (OpenAI's logit_bias);
+  // -infinity bans a token. Ids must be below the model's vocabulary size.
+  std::vector<std::pair<int32_t, float>> logit_bias;
   // This request's context (prompt and answer), at most the model's context_length;
   // 0: that. The answer ends ("length") when it is full.
   uint32_t num_ctx = 0;

@@ -36,6 +36,15 @@ Result<std::unique_ptr<Sampler>> Sampler::Make(const llama_model* model, const S
   p.penalty_last_n = o.repeat_last_n;
   p.penalty_present = o.presence_penalty;
   p.penalty_freq = o.frequency_penalty;
+  const int32_t n_vocab = llama_vocab_n_tokens(vocab);
+  for (const auto& [token, bias] : o.logit_bias) {
+    if (token < 0 || token >= n_vocab) {
+      return MakeError(ErrorCode::kInvalidArgument, kModule, "invalid-argument",
+                       "logit_bias names token " + std::to_string(token) +
+                           ", outside the model's vocabulary of " + std::to_string(n_vocab));
+    }
+    p.logit_bias.push_back({token, bias});
+  }
   std::unique_ptr<Sampler> s(new Sampler());
   if (grammar != nullptr && !grammar->grammar.empty()) {
     p.grammar = {COMMON_GRAMMAR_TYPE_TOOL_CALLS, grammar->grammar};

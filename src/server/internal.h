@@ -85,6 +85,21 @@ Result<std::string> ChatPrompt(const engine::Engine& engine, const std::string& 
 Status CheckPromptFits(const engine::Engine& engine, const std::string& model,
                        const std::string& prompt, uint32_t num_ctx = 0);
 
+// ---- OpenAI function calling (openai_tools.cpp) ------------------------------------
+
+// `tools`: [{"type": "function", "function": {name, description, parameters}}].
+Result<std::vector<engine::Tool>> ParseTools(const json& body);
+// `tool_choice` ("none", "auto", "required" or one named function, which then is
+// the only tool offered) and `parallel_tool_calls` into `request` (tools set first).
+Status ParseToolChoice(const json& body, engine::ChatRequest* request);
+// An assistant message's `tool_calls`, a tool message's `tool_call_id` and `name`.
+Status ParseMessageToolFields(const json& m, size_t index, engine::ChatMessage* out);
+// `logit_bias`: {"<token id>": bias in [-100, 100]}; -100 bans the token.
+Result<std::vector<std::pair<int32_t, float>>> ParseLogitBias(const json& body);
+// An answer's tool calls, whole and as streamed deltas, in OpenAI's shape.
+json ToolCallsJson(const std::vector<engine::ToolCall>& calls);
+json ToolCallDeltasJson(const std::vector<engine::ToolCallDelta>& deltas);
+
 // ---- output helpers ----------------------------------------------------------------
 
 // JSON text with invalid UTF-8 replaced (model output may hold anything).

@@ -37,9 +37,10 @@ json Usage(const GenerateStats& st) {
 
 struct Completion {
   bool chat = true;
-  std::string model;     // as the client named it
-  std::string resolved;  // the registry name
-  std::string prompt;    // templated for a chat; known to fit the context
+  std::string model;                 // as the client named it
+  std::string resolved;              // the registry name
+  std::string prompt;                // a completion's; known to fit the context
+  engine::ChatRequest chat_request;  // a chat's messages and tools; known to fit
   SamplingOptions sampling;
   bool stream = false;
   bool include_usage = false;
@@ -91,6 +92,7 @@ Status ParseCommon(const json& b, Completion* r) {
     MS_ASSIGN_OR_RETURN(const auto usage, OptBool(*so, "include_usage"));
     r->include_usage = usage.value_or(false);
   }
+  MS_ASSIGN_OR_RETURN(s.logit_bias, ParseLogitBias(b));
   MS_RETURN_IF_ERROR(OptString(b, "user"));
   return Ok{};
 }
@@ -101,7 +103,8 @@ Result<std::vector<ChatMessage>> ParseMessages(const json& b) {
     return FieldError("messages", "messages must be a non-empty array");
   }
   std::vector<ChatMessage> out;
-  for (const auto& m : *ms) {
+  for (size_t i = 0; i < ms->size(); ++i) {
+    const json& m = (*ms)[i];
     if (!m.is_object() || !m.contains("role") || !m["role"].is_string()) {
       return FieldError("messages", "each message must be an object with a role");
     }
@@ -126,7 +129,9 @@ Result<std::vector<ChatMessage>> ParseMessages(const json& b) {
       return FieldError("messages",
                         "message content must be a string or an array of content parts");
     }
-    out.push_back({role, std::move(content)});
+    ChatMessage message(role, std::move(content));
+    MS_RETURN_IF_ERROR(ParseMessageToolFields(m, i, &message));
+    out.push_back(std::move(message));
   }
   return out;
 }
@@ -135,9 +140,10 @@ Result<Completion> Parse(const engine::Engine& eng, const json& body, bool chat)
   Completion r;
   r.chat = chat;
   MS_RETURN_IF_ERROR(ParseCommon(body, &r));
-  std::vector<ChatMessage> messages;
   if (chat) {
-    MS_ASSIGN_OR_RETURN(messages, ParseMessages(body));
+    MS_ASSIGN_OR_RETURN(r.chat_request.messages, ParseMessages(body));
+    MS_ASSIGN_OR_RETURN(r.chat_request.tools, ParseTools(body));
+    MS_RETURN_IF_ERROR(ParseToolChoice(body, &r.chat_request));
   } else {
     const json p = body.value("prompt", json(nullptr));
     if (p.is_string()) {
@@ -156,7 +162,8 @@ Result<Completion> Parse(const engine::Engine& eng, const json& body, bool chat)
   }
   r.resolved = *resolved;
   if (chat) {
-    MS_ASSIGN_OR_RETURN(r.prompt, ChatPrompt(eng, r.resolved, messages));
+    // Rendered now so that a prompt that does not fit is refused before streaming.
+    MS_RETURN_IF_ERROR(eng.RenderChat(r.resolved, r.chat_request));
   } else {
     MS_RETURN_IF_ERROR(CheckPromptFits(eng, r.resolved, r.prompt));
   }
@@ -165,14 +172,20 @@ Result<Completion> Parse(const engine::Engine& eng, const json& body, bool chat)
   return r;
 }
 
-json Choice(const Completion& r, const std::string& text, const json& finish) {
-  if (r.chat) {
-    return {{"index", 0},
-            {"message", {{"role", "assistant"}, {"content", text}}},
-            {"logprobs", nullptr},
-            {"finish_reason", finish}};
-  }
+json Choice(const std::string& text, const json& finish) {
   return {{"index", 0}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", finish}};
+}
+
+// A chat answer's choice: content (null when the answer is only tool calls, as
+// OpenAI's) and tool calls; finish_reason "tool_calls" when there are any.
+json ChatChoice(const ChatMessage& m, const GenerateStats& st) {
+  json message = {{"role", "assistant"}};
+  message["content"] = m.content.empty() && !m.tool_calls.empty() ? json(nullptr) : json(m.content);
+  if (!m.tool_calls.empty()) message["tool_calls"] = ToolCallsJson(m.tool_calls);
+  return {{"index", 0},
+          {"message", std::move(message)},
+          {"logprobs", nullptr},
+          {"finish_reason", m.tool_calls.empty() ? FinishReason(st) : "tool_calls"}};
 }
 
 json StreamChunk(const Completion& r, const json& delta_or_text, const json& finish) {
@@ -189,25 +202,54 @@ json StreamChunk(const Completion& r, const json& delta_or_text, const json& fin
           {"choices", json::array({choice})}};
 }
 
+json Envelope(const Completion& r, const char* object, json choice) {
+  return {{"id", r.id},
+          {"object", object},
+          {"created", r.created},
+          {"model", r.model},
+          {"choices", json::array({std::move(choice)})}};
+}
+
+// The generation itself: a chat through the engine's chat (template, tools, tool
+// calls parsed back), a completion on its raw prompt. `on_delta` gets each piece.
+struct Answer {
+  ChatMessage message;  // a chat's; a completion's text is in message.content
+  GenerateStats stats;
+};
+Result<Answer> Generate(engine::Engine& eng, const Completion& r,
+                        const std::function<bool(const engine::ChatDelta&)>& on_delta,
+                        const std::atomic<bool>* cancel) {
+  Answer a;
+  if (r.chat) {
+    MS_ASSIGN_OR_RETURN(engine::ChatResult c,
+                        eng.Chat(r.resolved, r.chat_request, r.sampling, on_delta, cancel));
+    a.message = std::move(c.message);
+    a.stats = c.stats;
+    return a;
+  }
+  MS_ASSIGN_OR_RETURN(a.stats, eng.Complete(
+                                   r.resolved, r.prompt, r.sampling,
+                                   [&](std::string_view piece) {
+                                     a.message.content.append(piece);
+                                     engine::ChatDelta d;
+                                     d.content = std::string(piece);
+                                     return on_delta(d);
+                                   },
+                                   cancel));
+  return a;
+}
+
 void Serve(engine::Engine& eng, const Completion& r, httpd::Request& req, httpd::Responder& res) {
   const std::atomic<bool>* cancel = &req.client_gone();
   if (!r.stream) {
-    std::string text;
-    auto st = eng.Complete(
-        r.resolved, r.prompt, r.sampling,
-        [&](std::string_view piece) {
-          text.append(piece);
-          return true;
-        },
-        cancel);
-    if (!st.ok()) return SendFailure(req, res, st.error());
-    json j = {{"id", r.id},
-              {"object", r.chat ? "chat.completion" : "text_completion"},
-              {"created", r.created},
-              {"model", r.model},
-              {"choices", json::array({Choice(r, text, FinishReason(*st))})},
-              {"usage", Usage(*st)},
-              {"system_fingerprint", "modelseal"}};
+    auto a = Generate(
+        eng, r, [](const engine::ChatDelta&) { return true; }, cancel);
+    if (!a.ok()) return SendFailure(req, res, a.error());
+    json j =
+        r.chat ? Envelope(r, "chat.completion", ChatChoice(a->message, a->stats))
+               : Envelope(r, "text_completion", Choice(a->message.content, FinishReason(a->stats)));
+    j["usage"] = Usage(a->stats);
+    j["system_fingerprint"] = "modelseal";
     res.Send(JsonResponse(j));
     return;
   }
@@ -216,23 +258,29 @@ void Serve(engine::Engine& eng, const Completion& r, httpd::Request& req, httpd:
   bool ok = true;
   if (r.chat) ok = event(Dump(StreamChunk(r, {{"role", "assistant"}, {"content", ""}}, nullptr)));
   if (ok) {
-    auto st = eng.Complete(
-        r.resolved, r.prompt, r.sampling,
-        [&](std::string_view piece) {
-          const json delta = r.chat ? json{{"content", piece}} : json(piece);
+    auto a = Generate(
+        eng, r,
+        [&](const engine::ChatDelta& d) {
+          if (!r.chat) return event(Dump(StreamChunk(r, json(d.content), nullptr)));
+          json delta = json::object();
+          if (!d.content.empty()) delta["content"] = d.content;
+          if (!d.tool_calls.empty()) delta["tool_calls"] = ToolCallDeltasJson(d.tool_calls);
+          if (delta.empty()) return true;
           return event(Dump(StreamChunk(r, delta, nullptr)));
         },
         cancel);
-    if (!st.ok()) {
-      const HttpFailure f = FailureFor(st.error());
+    if (!a.ok()) {
+      const HttpFailure f = FailureFor(a.error());
       event(Dump(json{{"error",
                        {{"message", f.message},
                         {"type", f.type},
                         {"param", f.param.empty() ? json(nullptr) : json(f.param)},
                         {"code", f.code.empty() ? json(nullptr) : json(f.code)}}}}));
-    } else if (st->finish_reason != "cancelled") {
-      json last = StreamChunk(r, r.chat ? json::object() : json(""), FinishReason(*st));
-      if (r.include_usage) last["usage"] = Usage(*st);
+    } else if (a->stats.finish_reason != "cancelled") {
+      const json finish = r.chat && !a->message.tool_calls.empty() ? json("tool_calls")
+                                                                   : json(FinishReason(a->stats));
+      json last = StreamChunk(r, r.chat ? json::object() : json(""), finish);
+      if (r.include_usage) last["usage"] = Usage(a->stats);
       event(Dump(last));
       event("[DONE]");
     }

@@ -19,6 +19,20 @@ const STRICT_TEMPLATE = "{% for m in messages %}{% if loop.index0 > 0 and m['rol
   "messages[loop.index0 - 1]['role'] %}{{ raise_exception('Conversation roles must alternate') }}" +
   "{% endif %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}" +
   "{% if add_generation_prompt %}<assistant>{% endif %}";
+// A template that renders OpenAI tools, assistant tool calls and tool results.
+const TOOLS_TEMPLATE = "{% if tools %}<tools>{{ tools | tojson }}</tools>{% endif %}" +
+  "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}" +
+  "{% if m['tool_calls'] %}{% for c in m['tool_calls'] %}<call>{{ c['function']['name'] }} " +
+  "{{ c['function']['arguments'] | tojson }}</call>{% endfor %}{% endif %}{% endfor %}" +
+  "{% if add_generation_prompt %}<assistant>{% endif %}";
+const QWEN2_VOCAB = path.join(process.env.MODELSEAL_LLAMA_DIR ?? '', 'vocab', 'ggml-vocab-qwen2.gguf');
+const WEATHER = {
+  type: 'function',
+  function: {
+    name: 'get_weather', description: 'Get the current weather in a city',
+    parameters: { type: 'object', properties: { city: { type: 'string', enum: ['Paris', 'Berlin'] } }, required: ['city'] },
+  },
+};
 
 before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'modelseal-chat-'));
@@ -31,8 +45,13 @@ before(async () => {
   const plain = path.join(dir, 'plain.gguf');
   execFileSync(bin, ['dev', 'make-test-model', plain, '--layers', '1', '--dim', '64',
     '--chat-template', 'none']);
+  const tools = path.join(dir, 'tools.gguf');
+  // Qwen2's byte-level BPE tokenizer: llama.cpp's tool-call grammar is fed the
+  // generation prompt as tokens, which Llama 2's SentencePiece one starts with a space.
+  execFileSync(bin, ['dev', 'make-test-model', tools, '--layers', '1', '--dim', '64',
+    '--chat-template', TOOLS_TEMPLATE, '--vocab', QWEN2_VOCAB]);
   server = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--model', `${MODEL}=${model}`,
-    '--model', `strict=${strict}`, '--model', `plain=${plain}`,
+    '--model', `strict=${strict}`, '--model', `plain=${plain}`, '--model', `tools=${tools}`,
     '--ctx', '4096', '--threads', '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
   base = await new Promise((resolve, reject) => {
     let out = '';
@@ -66,7 +85,7 @@ test('ollama: version, list, ps and show report the model as unmeasured', async 
   const v = await ollama.version();
   assert.match(v.version, /^\d+\.\d+\.\d+/);
   const list = await ollama.list();
-  assert.equal(list.models.length, 3);
+  assert.equal(list.models.length, 4);
   const m = list.models.find((x) => x.name === MODEL);
   assert.equal(m.name, MODEL);
   assert.equal(m.details.family, 'llama');
@@ -84,7 +103,7 @@ test('ollama: version, list, ps and show report the model as unmeasured', async 
 test('openai: models.list', async () => {
   const models = [];
   for await (const m of openai.models.list()) models.push(m);
-  assert.deepEqual(models.map((m) => m.id).sort(), ['plain', 'strict', MODEL]);
+  assert.deepEqual(models.map((m) => m.id).sort(), ['plain', 'strict', MODEL, 'tools']);
   const m = models.find((x) => x.id === MODEL);
   assert.equal(m.object, 'model');
   assert.equal(m.modelseal.measured, false);
@@ -318,4 +337,65 @@ test('embeddings: ollama embed and openai embeddings agree, normalised, batched'
     assert.equal(e.status_code, 400);
     return true;
   });
+});
+
+test('openai: tools, tool_choice and tool history reach the template; bad ones are 400s naming the field', async () => {
+  const user = [{ role: 'user', content: 'Weather in Paris?' }];
+  const ask = (extra) => openai.chat.completions.create({ model: 'tools', messages: user, max_tokens: 2, seed: 1, ...extra });
+  const without = await ask({});
+  const withTools = await ask({ tools: [WEATHER] });
+  const chosen = await ask({ tools: [WEATHER, { ...WEATHER, function: { ...WEATHER.function, name: 'other' } }],
+    tool_choice: { type: 'function', function: { name: 'get_weather' } } });
+  // The template writes the tools' JSON into the prompt: more prompt tokens, and one
+  // tool fewer when tool_choice names one of two.
+  assert.ok(withTools.usage.prompt_tokens > without.usage.prompt_tokens + 20,
+    `${withTools.usage.prompt_tokens} vs ${without.usage.prompt_tokens}`);
+  assert.ok(chosen.usage.prompt_tokens >= withTools.usage.prompt_tokens);
+  for (const r of [without, withTools]) {
+    assert.equal(r.object, 'chat.completion');
+    assert.equal(r.choices[0].message.role, 'assistant');
+    assert.equal(typeof r.choices[0].message.content, 'string');
+    assert.equal(r.choices[0].message.tool_calls, undefined);
+  }
+  // A conversation with a call and its result: both rendered.
+  const history = [...user,
+    { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function',
+      function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+    { role: 'tool', tool_call_id: 'call_1', content: '{"temperature_c":14}' }];
+  const after = await openai.chat.completions.create({ model: 'tools', messages: history, tools: [WEATHER], max_tokens: 2 });
+  assert.ok(after.usage.prompt_tokens > withTools.usage.prompt_tokens + 10);
+
+  const bad = async (extra, param, message, messages = user) => {
+    await assert.rejects(openai.chat.completions.create({ model: 'tools', messages, ...extra }), (e) => {
+      assert.equal(e.status, 400, String(e));
+      assert.equal(e.type, 'invalid_request_error');
+      assert.equal(e.param, param);
+      assert.match(e.message, message);
+      return true;
+    });
+  };
+  await bad({ tools: { type: 'function' } }, 'tools', /must be an array/);
+  await bad({ tools: [{ type: 'function', function: { name: 'has space' } }] }, 'tools[0]', /letters, digits/);
+  await bad({ tools: [WEATHER, WEATHER] }, 'tools[1]', /two tools are named/);
+  await bad({ tools: [WEATHER], tool_choice: 'always' }, 'tool_choice', /none, auto, required/);
+  await bad({ tools: [WEATHER], tool_choice: { type: 'function', function: { name: 'nope' } } },
+    'tool_choice', /not in tools/);
+  await bad({ tool_choice: 'required' }, 'tool_choice', /needs tools/);
+  await bad({}, 'messages', /tool_call_id/, [...user, { role: 'tool', content: 'x' }]);
+  await bad({}, 'messages', /not valid JSON/, [...user, { role: 'assistant', content: null,
+    tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{oops' } }] }]);
+});
+
+test('openai: logit_bias steers the answer; out-of-range ones are refused', async () => {
+  // Token 278 is "▁the" in Llama 2's SentencePiece vocabulary (the test model's).
+  const r = await openai.chat.completions.create({ model: MODEL, messages, max_tokens: 4, seed: 3,
+    logit_bias: { 278: 100 } });
+  assert.equal(r.choices[0].message.content.trim().replace(/\s+/g, ' '), 'the the the the');
+  const c = await openai.completions.create({ model: MODEL, prompt: 'Sealed', max_tokens: 3, logit_bias: { 278: 100 } });
+  assert.equal(c.choices[0].text.trim().replace(/\s+/g, ' '), 'the the the');
+  for (const [bias, pattern] of [[{ 278: 101 }, /-100 to 100/], [{ x: 1 }, /not a token id/],
+    [{ 99999999: 5 }, /outside the model's vocabulary/]]) {
+    await assert.rejects(openai.chat.completions.create({ model: MODEL, messages, max_tokens: 2, logit_bias: bias }),
+      (e) => { assert.equal(e.status, 400, String(e)); assert.match(e.message, pattern); return true; });
+  }
 });
