@@ -200,16 +200,32 @@ Result<std::vector<ChatMessage>> Messages(const json& body) {
       return FieldError("messages", "message content must be a string");
     }
     MS_RETURN_IF_ERROR(OptString(m, "thinking"));
-    MS_RETURN_IF_ERROR(OptString(m, "tool_name"));
+    MS_ASSIGN_OR_RETURN(const auto tool_name, OptString(m, "tool_name"));
     MS_RETURN_IF_ERROR(ArrayOfStrings(m, "images"));
-    if (const json* tc = Field(m, "tool_calls"); tc != nullptr && !tc->is_array()) {
-      return FieldError("messages", "tool_calls must be an array");
-    }
     if (const json* im = Field(m, "images"); im != nullptr && !im->empty()) {
       return MakeError(ErrorCode::kUnsupported, "server", "images-unsupported",
                        "images are not supported by modelseal's models");
     }
-    out.push_back({role, content.value_or("")});
+    ChatMessage message(role, content.value_or(""));
+    message.tool_name = tool_name.value_or("");
+    // An assistant's calls: [{"function": {"name", "arguments": {...}}}] (Ollama gives
+    // arguments as an object).
+    if (const json* tc = Field(m, "tool_calls"); tc != nullptr) {
+      if (!tc->is_array()) return FieldError("messages", "tool_calls must be an array");
+      for (const auto& c : *tc) {
+        const json* fn = c.is_object() ? Field(c, "function") : nullptr;
+        if (fn == nullptr || !fn->is_object() || !fn->contains("name") ||
+            !(*fn)["name"].is_string()) {
+          return FieldError("messages", "each tool call needs function.name");
+        }
+        const json args = fn->value("arguments", json::object());
+        if (!args.is_object()) {
+          return FieldError("messages", "tool call arguments must be an object");
+        }
+        message.tool_calls.push_back({"", (*fn)["name"].get<std::string>(), args.dump()});
+      }
+    }
+    out.push_back(std::move(message));
   }
   return out;
 }
@@ -225,18 +241,34 @@ void AddTimings(json* j, const GenerateStats& st) {
   (*j)["eval_duration"] = ns(st.generation_seconds);
 }
 
-// One generation request: the prompt is final (templated for a chat) and known to fit.
+// One generation request, known to fit the context: a chat (messages and tools, for
+// the engine's chat) or a generation's final prompt.
 struct Job {
   std::string model;     // as the client named it (echoed back)
   std::string resolved;  // the registry name
   bool chat = true;
-  std::string prompt;
+  engine::ChatRequest chat_request;  // a chat's
+  std::string prompt;                // a generation's (templated unless raw)
   SamplingOptions sampling;
 
-  json Chunk(std::string_view piece, bool done) const {
+  bool Empty() const { return chat ? chat_request.messages.empty() : prompt.empty(); }
+
+  json Chunk(std::string_view piece, bool done,
+             const std::vector<engine::ToolCall>* calls = nullptr) const {
     json j = {{"model", model}, {"created_at", Rfc3339(std::chrono::system_clock::now())}};
     if (chat) {
       j["message"] = {{"role", "assistant"}, {"content", piece}};
+      if (calls != nullptr && !calls->empty()) {
+        json tc = json::array();
+        for (size_t i = 0; i < calls->size(); ++i) {
+          const json args = json::parse((*calls)[i].arguments, nullptr, false);
+          tc.push_back({{"function",
+                         {{"index", i},
+                          {"name", (*calls)[i].name},
+                          {"arguments", args.is_object() ? args : json::object()}}}});
+        }
+        j["message"]["tool_calls"] = std::move(tc);
+      }
     } else {
       j["response"] = piece;
     }
@@ -245,32 +277,49 @@ struct Job {
   }
 };
 
+// Runs `job`, each piece of text to `on_piece`; a chat's tool calls to `*calls`.
+Result<GenerateStats> Run(engine::Engine& eng, const Job& job, const engine::TokenFn& on_piece,
+                          std::vector<engine::ToolCall>* calls, const std::atomic<bool>* cancel) {
+  if (!job.chat) return eng.Complete(job.resolved, job.prompt, job.sampling, on_piece, cancel);
+  MS_ASSIGN_OR_RETURN(engine::ChatResult r, eng.Chat(
+                                                job.resolved, job.chat_request, job.sampling,
+                                                [&](const engine::ChatDelta& d) {
+                                                  return d.content.empty() || on_piece(d.content);
+                                                },
+                                                cancel));
+  *calls = std::move(r.message.tool_calls);
+  return r.stats;
+}
+
 void Generate(engine::Engine& eng, const Job& job, bool stream, httpd::Request& req,
               httpd::Responder& res) {
   const std::atomic<bool>* cancel = &req.client_gone();
+  std::vector<engine::ToolCall> calls;
   if (!stream) {
     std::string text;
-    auto r = eng.Complete(
-        job.resolved, job.prompt, job.sampling,
+    auto r = Run(
+        eng, job,
         [&](std::string_view piece) {
           text.append(piece);
           return true;
         },
-        cancel);
+        &calls, cancel);
     if (!r.ok()) return SendFailure(req, res, r.error());
-    json j = job.Chunk(text, true);
+    json j = job.Chunk(text, true, &calls);
     AddTimings(&j, *r);
     res.Send(JsonResponse(j));
     return;
   }
   if (!res.BeginStream(200, "application/x-ndjson")) return;
   const auto write = [&](const json& j) { return res.Write(Dump(j) + "\n"); };
-  auto r = eng.Complete(
-      job.resolved, job.prompt, job.sampling,
-      [&](std::string_view piece) { return write(job.Chunk(piece, false)); }, cancel);
+  auto r = Run(
+      eng, job, [&](std::string_view piece) { return write(job.Chunk(piece, false)); }, &calls,
+      cancel);
   if (!r.ok()) {
     write(json{{"error", r.error().message}});
   } else if (r->finish_reason != "cancelled") {
+    // As Ollama: whole tool calls in a chunk of their own, then the final one.
+    if (!calls.empty()) write(job.Chunk("", false, &calls));
     json j = job.Chunk("", true);
     AddTimings(&j, *r);
     write(j);
@@ -294,8 +343,11 @@ Result<Job> ParseChat(const engine::Engine& eng, const json& body, bool* stream)
   MS_ASSIGN_OR_RETURN(const auto s, OptBool(body, "stream"));
   *stream = s.value_or(true);
   MS_ASSIGN_OR_RETURN(job.resolved, Resolve(eng, job.model));
+  job.chat_request.messages = messages;
+  MS_ASSIGN_OR_RETURN(job.chat_request.tools, ParseTools(body));
   if (!messages.empty()) {
-    MS_ASSIGN_OR_RETURN(job.prompt, ChatPrompt(eng, job.resolved, messages, job.sampling.num_ctx));
+    // Rendered now so that a prompt that does not fit is refused before streaming.
+    MS_RETURN_IF_ERROR(eng.RenderChat(job.resolved, job.chat_request, job.sampling.num_ctx));
   }
   return job;
 }
@@ -400,7 +452,7 @@ void RegisterOllama(httpd::Router& router, Api& api) {
     bool stream = true;
     auto job = ParseChat(*eng, *body, &stream);
     if (!job.ok()) return SendFailure(req, res, job.error());
-    if (job->prompt.empty()) return static_cast<void>(res.Send(Loaded(*job)));
+    if (job->Empty()) return static_cast<void>(res.Send(Loaded(*job)));
     Generate(*eng, *job, stream, req, res);
   });
 
@@ -410,7 +462,7 @@ void RegisterOllama(httpd::Router& router, Api& api) {
     bool stream = true;
     auto job = ParseGenerate(*eng, *body, &stream);
     if (!job.ok()) return SendFailure(req, res, job.error());
-    if (job->prompt.empty()) return static_cast<void>(res.Send(Loaded(*job)));
+    if (job->Empty()) return static_cast<void>(res.Send(Loaded(*job)));
     Generate(*eng, *job, stream, req, res);
   });
 }

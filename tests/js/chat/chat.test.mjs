@@ -399,3 +399,40 @@ test('openai: logit_bias steers the answer; out-of-range ones are refused', asyn
       (e) => { assert.equal(e.status, 400, String(e)); assert.match(e.message, pattern); return true; });
   }
 });
+
+test('ollama: tools and a tool-call history reach the template; malformed ones are 400s', async () => {
+  const user = [{ role: 'user', content: 'Weather in Paris?' }];
+  const ask = (extra) => ollama.chat({ model: 'tools', messages: user, stream: false,
+    options: { num_predict: 2, seed: 1 }, ...extra });
+  const without = await ask({});
+  const withTools = await ask({ tools: [WEATHER] });
+  assert.ok(withTools.prompt_eval_count > without.prompt_eval_count + 20,
+    `${withTools.prompt_eval_count} vs ${without.prompt_eval_count}`);
+  assert.equal(withTools.message.tool_calls, undefined);
+  // Ollama's history: arguments as an object, the result with tool_name.
+  const history = [...user,
+    { role: 'assistant', content: '', tool_calls: [{ function: { name: 'get_weather', arguments: { city: 'Paris' } } }] },
+    { role: 'tool', tool_name: 'get_weather', content: '{"temperature_c":14}' }];
+  const after = await ollama.chat({ model: 'tools', messages: history, tools: [WEATHER], stream: false,
+    options: { num_predict: 2 } });
+  assert.ok(after.prompt_eval_count > withTools.prompt_eval_count + 10);
+  // Streamed the same way.
+  let chunks = 0;
+  for await (const part of await ollama.chat({ model: 'tools', messages: user, tools: [WEATHER], stream: true,
+    options: { num_predict: 2, seed: 1 } })) {
+    chunks++;
+    if (part.done) assert.equal(part.prompt_eval_count, withTools.prompt_eval_count);
+  }
+  assert.ok(chunks >= 2);
+  for (const [extra, message] of [
+    [{ tools: [{ type: 'function', function: { name: 'has space' } }] }, /letters, digits/],
+    [{ messages: [...user, { role: 'assistant', content: '', tool_calls: [{ function: { name: 'f', arguments: '{}' } }] }] },
+      /arguments must be an object/],
+  ]) {
+    await assert.rejects(ask(extra), (e) => {
+      assert.equal(e.status_code, 400, String(e));
+      assert.match(e.error, message);
+      return true;
+    });
+  }
+});
