@@ -70,7 +70,7 @@ int Put() {
   if (!src.ok()) return ReportError(src.error());
   Status st = (*s)->Put(g.key, **src, TerminalProgress(g.quiet));
   if (!st.ok()) return ReportError(st.error());
-  std::printf("uploaded %s -> %s%s\n", g.file.c_str(), (*s)->url().c_str(), g.key.c_str());
+  std::printf("uploaded %s -> %s\n", g.file.c_str(), (*s)->ObjectUrl(g.key).c_str());
   return 0;
 }
 

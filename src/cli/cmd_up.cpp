@@ -34,6 +34,7 @@ struct UpArgs {
   bool no_resume = false;
   int threads = 0;
   uint32_t ctx = 0;
+  std::string store, store_endpoint, store_region;
 };
 
 UpArgs& Args() {
@@ -144,11 +145,18 @@ int Up() {
   httpd::StopSignals signals;  // before any thread starts
   // Plaintext weights and released data keys live in this process: no core dumps.
   if (auto h = HardenProcess(); !h.ok()) return ReportError(h.error());
+  if (a.store.empty() && (!a.store_endpoint.empty() || !a.store_region.empty())) {
+    return ReportError(MakeError(ErrorCode::kInvalidArgument, "up", "invalid-argument",
+                                 "--store-endpoint and --store-region need --store"));
+  }
   EmbeddedOptions eo;
   eo.state_dir = StateDir(a.state);
   eo.listen = a.listen;
   eo.kms_listen = a.kms_listen;
   eo.web_root = WebRoot(a.web_root);
+  eo.store_url = a.store;
+  eo.store_endpoint = a.store_endpoint;
+  eo.store_region = a.store_region;
   auto stack = EmbeddedStack::Start(eo);
   if (!stack.ok()) return ReportError(stack.error());
   pipeline::Config config = (*stack)->config();
@@ -216,6 +224,12 @@ void RegisterUpCommands(CLI::App& app) {
   up->add_flag("--no-resume", a.no_resume, "Do not load again what was loaded before a restart");
   up->add_option("--threads", a.threads, "CPU threads for inference (0: all cores)");
   up->add_option("--ctx", a.ctx, "Context length per request (0: the model's, at most 4096)");
+  up->add_option("--store", a.store,
+                 "Object store instead of <state>/store/models: s3://bucket/prefix (credentials "
+                 "from the AWS chain) or file:///directory");
+  up->add_option("--store-endpoint", a.store_endpoint,
+                 "S3-compatible endpoint for --store (default: AWS S3)");
+  up->add_option("--store-region", a.store_region, "Region of --store's bucket");
   SetAction(up, Up);
 
   auto* down = app.add_subcommand("down", "Stop the `modelseal up` of the state directory");

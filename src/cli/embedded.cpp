@@ -269,8 +269,14 @@ Result<std::unique_ptr<EmbeddedStack>> EmbeddedStack::Start(const EmbeddedOption
   c.consumer_profile = "consumer";
   c.owner_principal = kOwnerPrincipal;
   c.consumer_principal = kConsumerPrincipal;
-  c.store_url = "file://" + s->state_ + "/store/models";
-  c.store_threads = 2;
+  if (o.store_url.empty()) {
+    c.store_url = "file://" + s->state_ + "/store/models";
+    c.store_threads = 2;
+  } else {
+    c.store_url = o.store_url;
+    c.store_endpoint = o.store_endpoint;
+    c.store_region = o.store_region;
+  }
   MS_RETURN_IF_ERROR(s->EnsureDefaultKey());
   MS_RETURN_IF_ERROR(WriteFile0600(s->state_ + "/modelseal.conf", pipeline::FormatConfig(c)));
   return s;

@@ -40,6 +40,11 @@ struct EmbeddedOptions {
   std::string listen = "127.0.0.1:8080";  // the product server's address (for the config)
   std::string kms_listen = "127.0.0.1:0";
   std::string web_root;
+  // The object store: empty, a directory under the state directory; otherwise
+  // s3://bucket/prefix (or file:///dir) with, for S3, an S3-compatible endpoint
+  // (empty: AWS) and region. S3 credentials come from the AWS chain (environment,
+  // shared files, instance role).
+  std::string store_url, store_endpoint, store_region;
 };
 
 class EmbeddedStack {

@@ -236,7 +236,7 @@ Result<LoadResult> Run::Sealed() {
   }
   Done("download", std::to_string(h.plaintext_size) + " bytes decrypted");
   return MeasureAndServe(std::move(*memfd), name, h.sha384, ToHex(h.sha256),
-                         "sealed:" + d_.store->url() + "/" + object);
+                         "sealed:" + d_.store->ObjectUrl(object));
 }
 
 Result<LoadResult> Run::Legacy() {
@@ -285,7 +285,7 @@ Result<LoadResult> Run::Legacy() {
   }
   Done("download", std::to_string(memfd->size()) + " bytes decrypted");
   return MeasureAndServe(std::move(*memfd), name, d->sha384, ToHex(d->sha256),
-                         "legacy:" + d_.store->url() + r_.legacy_object);
+                         "legacy:" + d_.store->ObjectUrl(r_.legacy_object));
 }
 
 }  // namespace

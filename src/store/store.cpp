@@ -142,4 +142,10 @@ void ProgressCounter::Finish() {
   Report(fn_, ProgressEvent{stage_, done_, total_, "bytes", "", true});
 }
 
+std::string ObjectStore::ObjectUrl(std::string_view key) const {
+  std::string u = url();
+  if (u.empty() || u.back() != '/') u += '/';
+  return u + std::string(key);
+}
+
 }  // namespace modelseal::store

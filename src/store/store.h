@@ -118,8 +118,12 @@ class ObjectStore {
   virtual Status Delete(std::string_view key) = 0;
   virtual Result<CreateBucketResult> CreateBucket() = 0;
 
-  // The URL this store was opened with (normalised).
+  // The URL this store was opened with (normalised; an S3 prefix ends in '/', a
+  // directory does not).
   virtual std::string url() const = 0;
+  // The URL of object `key` in this store: "s3://bucket/prefix/key",
+  // "file:///dir/key".
+  std::string ObjectUrl(std::string_view key) const;
   // The options in effect (defaults filled in).
   virtual const StoreOptions& options() const = 0;
 };

@@ -243,5 +243,25 @@ TEST_F(LocalStoreTest, ListingOrderPrefixAndPagination) {
   EXPECT_EQ(everything->size(), keys.size());
 }
 
+// One '/' between the store's URL and the key, whichever form the URL has (an S3
+// prefix is kept with its trailing '/', a directory without one): a loaded model's
+// source read "s3://bucket/prefix//key" before.
+TEST(StoreUrls, ObjectUrlJoinsWithOneSlash) {
+  auto local = OpenStore("file:///srv/models/");
+  ASSERT_TRUE(local.ok()) << local.error().ToString();
+  EXPECT_EQ((*local)->ObjectUrl("tiny.msealed"), "file:///srv/models/tiny.msealed");
+  StoreOptions o;
+  o.endpoint = "http://127.0.0.1:9";
+  o.region = "us-east-1";
+  for (const auto& [url, want] : std::vector<std::pair<std::string, std::string>>{
+           {"s3://bucket/published", "s3://bucket/published/tiny.msealed"},
+           {"s3://bucket/published/", "s3://bucket/published/tiny.msealed"},
+           {"s3://bucket", "s3://bucket/tiny.msealed"}}) {
+    auto s3 = OpenStore(url, o);
+    ASSERT_TRUE(s3.ok()) << url << ": " << s3.error().ToString();
+    EXPECT_EQ((*s3)->ObjectUrl("tiny.msealed"), want) << url;
+  }
+}
+
 }  // namespace
 }  // namespace modelseal::store
