@@ -133,7 +133,8 @@ Status AtomicFileSink::WriteAt(uint64_t offset, std::span<const uint8_t> data) {
 
 Status AtomicFileSink::Commit() {
   if (fsync(fd_) != 0) return ErrnoError("io", "fsync " + temp_path_, errno);
-  if (fchmod(fd_, static_cast<mode_t>(mode_)) != 0) return ErrnoError("io", "chmod " + temp_path_, errno);
+  if (fchmod(fd_, static_cast<mode_t>(mode_)) != 0)
+    return ErrnoError("io", "chmod " + temp_path_, errno);
   ::close(fd_);
   fd_ = -1;
   if (::rename(temp_path_.c_str(), path_.c_str()) != 0) {

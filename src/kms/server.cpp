@@ -122,9 +122,9 @@ Result<std::unique_ptr<KeyServer>> KeyServer::Start(KeyService& service,
   o.allow_insecure_http = config.allow_insecure_http;
   o.workers = config.workers;
   o.max_body_bytes = config.max_body;
-  s->impl_->http = std::make_unique<httpd::Server>(
-      std::move(o), std::move(router), AwsError,
-      [vc](httpd::Request& head) { return CheckHead(head, vc); });
+  s->impl_->http =
+      std::make_unique<httpd::Server>(std::move(o), std::move(router), AwsError,
+                                      [vc](httpd::Request& head) { return CheckHead(head, vc); });
   MS_RETURN_IF_ERROR(s->impl_->http->Start());
   s->port_ = s->impl_->http->port();
   return s;

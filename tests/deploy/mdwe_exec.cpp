@@ -4,12 +4,12 @@
 // MemoryDenyWriteExecute=yes in deploy/systemd/modelseal.service asks of
 // modelseal; running it under the kernel's policy shows it needs no W+X memory.
 // Exit 77 when the kernel has no PR_SET_MDWE.
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 
 #ifndef PR_SET_MDWE
 #define PR_SET_MDWE 65
@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
     return errno == EINVAL ? 77 : 1;
   }
   // The policy is in force: a writable and executable mapping is refused.
-  void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* p =
+      mmap(nullptr, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p != MAP_FAILED) {
     fprintf(stderr, "mdwe_exec: a W+X mapping was allowed; the policy is not in force\n");
     return 1;

@@ -25,7 +25,6 @@ namespace fs = std::filesystem;
 
 constexpr size_t kPage = 4096;
 
-
 // Holds one page of the memfd in a pipe (splice takes a reference, no copy), to
 // look at the physical page after the memfd let go of it.
 struct HeldPage {

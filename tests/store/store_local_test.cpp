@@ -7,8 +7,8 @@
 #include <filesystem>
 
 #include "store/store.h"
-#include "tests/support/testenv.h"
 #include "tests/store/data_testutil.h"
+#include "tests/support/testenv.h"
 
 namespace modelseal::store {
 namespace {

@@ -137,7 +137,9 @@ struct Fault {
   const char* message;   // a part of its message
 };
 
-void PrintTo(const Fault& f, std::ostream* os) { *os << f.name; }
+void PrintTo(const Fault& f, std::ostream* os) {
+  *os << f.name;
+}
 
 class NitroTpmFaultTest : public NitroTpmTest, public ::testing::WithParamInterface<Fault> {};
 
