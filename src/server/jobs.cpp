@@ -82,11 +82,19 @@ void Job::Add(json event) {
 ProgressFn Job::Progress() {
   return [this](const ProgressEvent& e) {
     std::lock_guard<std::mutex> lock(mu_);
-    json p = {{"stage", e.stage}, {"done", e.done},     {"total", e.total},
-              {"unit", e.unit},   {"detail", e.detail}, {"finished", e.finished}};
+    const auto now = std::chrono::steady_clock::now();
+    const auto started =
+        stage_started_.try_emplace(e.stage, std::chrono::system_clock::now(), now).first->second;
+    json p = {{"stage", e.stage},
+              {"done", e.done},
+              {"total", e.total},
+              {"unit", e.unit},
+              {"detail", e.detail},
+              {"finished", e.finished},
+              {"started", IsoTime(started.first)},
+              {"seconds", std::chrono::duration<double>(now - started.second).count()}};
     const bool first = !stages_.count(e.stage);
     stages_[e.stage] = p;
-    const auto now = std::chrono::steady_clock::now();
     auto& last = last_progress_[e.stage];
     if (!first && !e.finished && now - last < kProgressEvery) return;
     last = now;

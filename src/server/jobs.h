@@ -70,6 +70,10 @@ class Job {
   nlohmann::json result_, error_, failure_detail_;
   std::map<std::string, nlohmann::json> stages_;
   std::map<std::string, std::chrono::steady_clock::time_point> last_progress_;
+  // When each stage's first event came (wall clock for "started", steady for "seconds").
+  std::map<std::string,
+           std::pair<std::chrono::system_clock::time_point, std::chrono::steady_clock::time_point>>
+      stage_started_;
 };
 
 class JobManager {

@@ -167,6 +167,8 @@ test('owner: publish the generated test model, refresh, set a PCR4 + PCR7 policy
   await page.locator('[data-testid=publish-job][data-state=succeeded]').waitFor({ timeout: WAIT });
   for (const step of ['data-key', 'seal', 'upload', 'manifest']) {
     assert.equal(await job.locator(`[data-step="${step}"]`).getAttribute('data-status'), 'done', `publish step ${step}`);
+    assert.match(await job.locator(`[data-step="${step}"] [data-testid="step-seconds"]`).innerText(), /^\d+(\.\d)? (ms|s)$/,
+      `publish step ${step} shows its time`);
   }
   assert.equal(await job.getByRole('progressbar', { name: 'Upload progress' }).getAttribute('aria-valuenow'), '100');
   const objectName = await job.locator('code[data-value$=".msealed"]').getAttribute('data-value');

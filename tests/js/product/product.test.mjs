@@ -493,6 +493,22 @@ test('environment views: instance metadata from IMDSv2, system, network; machine
   // The server's own lines, each with its UTC time: the last test's load job, the
   // consumer's request that started it, the refusal just above.
   assert.ok(Array.isArray(owner.logs.tpm), Object.keys(owner.logs).join(' '));
+  // Each stage of the last load says when it started and how long it took, within
+  // the job's own time.
+  const jobs = (await api('GET', '/ms/v1/jobs', { token: tokens.viewer })).json.jobs;
+  const load = jobs.find((j) => j.kind === 'load' && j.state === 'succeeded');
+  const jobSeconds = (Date.parse(load.finished) - Date.parse(load.created)) / 1000;
+  const stages = Object.values(load.stages);
+  assert.ok(stages.length >= 5, JSON.stringify(load.stages));
+  let sum = 0;
+  for (const st of stages) {
+    assert.equal(st.finished, true, st.stage);
+    assert.ok(st.seconds >= 0 && st.seconds <= jobSeconds + 0.01, `${st.stage}: ${st.seconds} of ${jobSeconds}`);
+    assert.ok(Date.parse(st.started) >= Date.parse(load.created) - 1 &&
+      Date.parse(st.started) <= Date.parse(load.finished), st.stage);
+    sum += st.seconds;
+  }
+  assert.ok(sum <= jobSeconds + 0.05, `stages ${sum} s, job ${jobSeconds} s`);
   const server = owner.logs.server;
   for (const l of server) assert.match(l, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z modelseal: /);
   assert.ok(server.some((l) => /job load-[0-9a-f]+ succeeded in \d+\.\d\d s$/.test(l)), server.join('\n'));

@@ -158,6 +158,12 @@ function amount(p: { done: number; total: number; unit: string }): string {
   return `${p.done} of ${p.total} ${p.unit}`;
 }
 
+// 0.004 -> "4 ms", 1.234 -> "1.2 s", 75 -> "75 s".
+function seconds(s: number): string {
+  if (s < 1) return `${Math.max(0, Math.round(s * 1000))} ms`;
+  return s < 10 ? `${s.toFixed(1)} s` : `${Math.round(s)} s`;
+}
+
 const ICON: Record<string, string> = { pending: '', running: '…', done: '✓', skipped: '✓', failed: '✕' };
 
 export function StepList({ view, defs, label }: { view: JobView; defs: StepDef[]; label: string }) {
@@ -177,6 +183,9 @@ export function StepList({ view, defs, label }: { view: JobView; defs: StepDef[]
                 <strong>{d.label}</strong>
                 <span className="sr-only">: {s}</span>
                 <span className="muted small">{d.help}</span>
+                {p?.finished && typeof p.seconds === 'number' && (
+                  <span className="muted small nowrap" data-testid="step-seconds">{seconds(p.seconds)}</span>
+                )}
               </div>
               {p && (p.total > 0 || s === 'running') && (
                 <>

@@ -38,6 +38,7 @@ export interface StageProgress {
   unit: string;
   detail: string;
   finished: boolean;
+  seconds?: number;
 }
 
 export interface JobView {
@@ -70,6 +71,7 @@ export function reduceJob(view: JobView, e: JobEvent): JobView {
         unit: e.unit ?? prev?.unit ?? 'bytes',
         detail: e.detail || prev?.detail || '',
         finished: Boolean(e.finished) || Boolean(prev?.finished),
+        seconds: e.seconds ?? prev?.seconds,
       };
       break;
     }

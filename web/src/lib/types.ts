@@ -131,6 +131,8 @@ export interface JobEvent {
   unit?: string;
   detail?: string;
   finished?: boolean;
+  started?: string; // when the stage's first event came
+  seconds?: number; // the stage's time so far (all of it once finished)
   result?: unknown;
   error?: ApiErrorBody;
 }
