@@ -79,6 +79,8 @@ struct ParsedDocument {
 // keys, wrong types and out-of-range sizes are rejected.
 // Errors: kInvalidArgument, reason "cbor-malformed" or "document-malformed".
 Result<ParsedDocument> ParseAttestationDocument(std::span<const uint8_t> data);
+// The largest document the parser takes (the NSM's are a few KiB).
+inline constexpr size_t kMaxDocumentBytes = 64 * 1024;
 
 // Builds the COSE Sig_structure ["Signature1", protected, h'', payload].
 Bytes CoseSigStructure(std::span<const uint8_t> protected_header, std::span<const uint8_t> payload);
@@ -182,7 +184,6 @@ Result<CertificateInfo> DescribeCertificate(std::span<const uint8_t> der);
 
 // PEM or DER in, DER out (first certificate). reason "bad-certificate".
 Result<Bytes> CertificateDerFromFile(const std::string& path);
-std::string CertificateDerToPem(std::span<const uint8_t> der);
 
 // ------------------------------------------------- development authority
 

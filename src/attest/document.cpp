@@ -12,7 +12,6 @@ namespace {
 constexpr size_t kMaxOptionalField = 1024;  // public_key, user_data, nonce
 constexpr size_t kMaxCertificate = 4096;
 constexpr size_t kMaxCabundle = 16;
-constexpr size_t kMaxDocument = 64 * 1024;
 
 Error Malformed(const std::string& what) {
   return MakeError(ErrorCode::kInvalidArgument, "attest", "document-malformed", what);
@@ -172,9 +171,9 @@ Bytes EncodeCoseSign1(std::span<const uint8_t> protected_header, std::span<const
 }
 
 Result<ParsedDocument> ParseAttestationDocument(std::span<const uint8_t> data) {
-  if (data.size() > kMaxDocument) {
+  if (data.size() > kMaxDocumentBytes) {
     return Malformed("document is " + std::to_string(data.size()) + " bytes, more than " +
-                     std::to_string(kMaxDocument));
+                     std::to_string(kMaxDocumentBytes));
   }
   MS_ASSIGN_OR_RETURN(cbor::Value top, cbor::Decode(data));
   const cbor::Value* arr = &top;

@@ -163,16 +163,6 @@ Result<Bytes> CertificateDerFromFile(const std::string& path) {
   return der;
 }
 
-std::string CertificateDerToPem(std::span<const uint8_t> der) {
-  auto x = ParseDer(der);
-  if (!x.ok()) return {};
-  BioPtr b(BIO_new(BIO_s_mem()));
-  PEM_write_bio_X509(b.get(), x->get());
-  char* p = nullptr;
-  long len = BIO_get_mem_data(b.get(), &p);
-  return std::string(p, static_cast<size_t>(len));
-}
-
 Result<Bytes> RawSignatureToDer(std::span<const uint8_t> raw) {
   if (raw.empty() || raw.size() % 2 != 0) {
     return MakeError(ErrorCode::kInvalidArgument, "attest", "bad-signature",

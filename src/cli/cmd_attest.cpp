@@ -31,9 +31,18 @@ struct AttestArgs {
   bool json = false;
 };
 
-Result<Bytes> ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
+// The whole of `path`, refused at once (before reading) when it is larger than
+// `limit` bytes: what it names is small by definition (a document, a key, user data).
+Result<Bytes> ReadFile(const std::string& path, size_t limit, const char* what) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) return ErrnoError("cli", "open " + path, errno);
+  const std::streamoff size = f.tellg();
+  if (size < 0 || static_cast<uint64_t>(size) > limit) {
+    return MakeError(ErrorCode::kInvalidArgument, "cli", "too-large",
+                     path + " is " + std::to_string(size) + " bytes; " + what + " is at most " +
+                         std::to_string(limit) + " bytes");
+  }
+  f.seekg(0);
   return Bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
 }
 
@@ -47,7 +56,10 @@ std::string Base64(std::span<const uint8_t> b) {
 
 // A document file holds raw COSE_Sign1 CBOR or its base64 text.
 Result<Bytes> ReadDocument(const std::string& path) {
-  MS_ASSIGN_OR_RETURN(Bytes raw, ReadFile(path));
+  // Base64 of the largest document, with a line break every 64 characters.
+  constexpr size_t kLimit = attest::kMaxDocumentBytes / 3 * 4 * 65 / 64 + 64;
+  MS_ASSIGN_OR_RETURN(Bytes raw,
+                      ReadFile(path, kLimit, "an attestation document (CBOR or its base64)"));
   if (!raw.empty() && (raw[0] == 0x84 || raw[0] == 0xd2)) return raw;
   std::string text;
   for (uint8_t c : raw) {
@@ -81,12 +93,12 @@ int Produce(const AttestArgs& a) {
     req.nonce = *n;
   }
   if (!a.user_data_file.empty()) {
-    auto b = ReadFile(a.user_data_file);
+    auto b = ReadFile(a.user_data_file, 1024, "user data");
     if (!b.ok()) return ReportError(b.error());
     req.user_data = *b;
   }
   if (!a.public_key_file.empty()) {
-    auto b = ReadFile(a.public_key_file);
+    auto b = ReadFile(a.public_key_file, 4096, "a public key file (PEM or DER)");
     if (!b.ok()) return ReportError(b.error());
     req.public_key = *b;
     // A PEM public key goes in as its DER SubjectPublicKeyInfo, which is what

@@ -34,8 +34,6 @@ enum class ErrorCode : uint8_t {
   kInternal,          // a bug or an unexpected library failure
 };
 
-std::string_view ErrorCodeName(ErrorCode code);
-
 struct Error {
   ErrorCode code = ErrorCode::kInternal;
   std::string module;

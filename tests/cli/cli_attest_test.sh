@@ -96,6 +96,16 @@ PY
 expect_rc 3 "$ms" attest verify "$work/bad.cbor" --root dev
 grep -q "signature *FAILED" "$work/out" || fail "tampered document not caught by the signature"
 
+# A large file (a sealed model, say) is refused at once for its size, not read.
+truncate -s 1G "$work/large.bin"
+expect_rc 2 "$ms" attest show "$work/large.bin"
+grep -q "is 1073741824 bytes; an attestation document (CBOR or its base64) is at most" "$work/err" ||
+  { cat "$work/err" >&2; fail "large document not refused for its size"; }
+expect_rc 2 "$ms" attest verify "$work/large.bin" --root dev
+head -c 1025 /dev/zero >"$work/ud-large"
+expect_rc 2 "$ms" attest --user-data "$work/ud-large" -o "$work/none.cbor"
+grep -q "user data is at most 1024 bytes" "$work/err" || fail "large user data not refused"
+
 # show: every field and decoded certificates.
 expect_rc 0 "$ms" attest show "$work/doc.cbor"
 grep -q "NOT verified" "$work/out" || fail "show must say it did not verify"
