@@ -1,10 +1,13 @@
 // Chat templates through llama.cpp's common chat library: the default template, errors
 // a template raises, tools in the prompt and tool calls read back from the answer.
 #include <gtest/gtest.h>
+#include <llama.h>
 
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 
+#include "engine/chat.h"
 #include "engine/engine.h"
 #include "tests/engine/test_models.h"
 
@@ -165,6 +168,70 @@ TEST_F(ChatTest, ARequiredToolCallIsReadBackStreamedAndWhole) {
   }
   EXPECT_EQ(deltas[0].arguments + streamed, tc.arguments);
   EXPECT_EQ(content, r->message.content);
+}
+
+// What the forced-call test above cannot get from a random model: the answer a Qwen2.5
+// model writes when it calls a tool (the format its own template asks for: "a json
+// object with function name and arguments within <tool_call></tool_call> XML tags"),
+// read back by the library's parser for that template, streamed in small pieces and
+// whole, with text before the call.
+TEST_F(ChatTest, AQwenToolCallAnswerIsReadBackStreamedAndWhole) {
+  LoadWith("qwen", ReleaseTemplate("Qwen-Qwen2.5-7B-Instruct"));
+  struct ModelFree {
+    void operator()(llama_model* m) const { llama_model_free(m); }
+  };
+  llama_model_params mp = llama_model_default_params();
+  mp.vocab_only = true;
+  std::unique_ptr<llama_model, ModelFree> model(
+      llama_model_load_from_file((dir_->path() / "qwen.gguf").string().c_str(), mp));
+  ASSERT_NE(model, nullptr);
+  TemplateInfo info;
+  auto templates = LoadChatTemplates(model.get(), &info);
+  ASSERT_TRUE(templates.ok()) << templates.error().ToString();
+  ASSERT_TRUE(info.supports_tools);
+  ChatRequest req;
+  req.messages = {{"user", "Weather in Paris?"}};
+  req.tools = {kWeather};
+  auto plan = RenderChat(**templates, req, std::chrono::system_clock::now());
+  ASSERT_TRUE(plan.ok()) << plan.error().ToString();
+  ASSERT_NE(plan->syntax, nullptr);
+
+  const std::string answer =
+      "Let me check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": "
+      "{\"city\": \"Paris\"}}\n</tool_call>";
+  for (size_t piece : {size_t{3}, answer.size()}) {
+    SCOPED_TRACE("pieces of " + std::to_string(piece) + " bytes");
+    ChatReader reader(plan->syntax);
+    std::vector<ChatDelta> deltas;
+    for (size_t i = 0; i < answer.size(); i += piece) {
+      for (auto& d : reader.Push(std::string_view(answer).substr(i, piece))) deltas.push_back(d);
+    }
+    for (auto& d : reader.Finish()) deltas.push_back(d);
+    const ChatMessage& m = reader.message();
+    // The text before the call, as llama-server returns it (the line break kept).
+    EXPECT_EQ(m.content, "Let me check.\n");
+    ASSERT_EQ(m.tool_calls.size(), 1u);
+    EXPECT_EQ(m.tool_calls[0].name, "get_weather");
+    EXPECT_EQ(json::parse(m.tool_calls[0].arguments), json({{"city", "Paris"}}));
+    // The deltas add up to the message: its text, then one call named once.
+    std::string content, arguments, name, id;
+    for (const auto& d : deltas) {
+      content += d.content;
+      for (const auto& c : d.tool_calls) {
+        EXPECT_EQ(c.index, 0u);
+        if (!c.name.empty()) {
+          EXPECT_TRUE(name.empty()) << "the call is named twice";
+          name = c.name;
+          id = c.id;
+        }
+        arguments += c.arguments;
+      }
+    }
+    EXPECT_EQ(content, m.content);
+    EXPECT_EQ(name, "get_weather");
+    EXPECT_EQ(id, m.tool_calls[0].id);
+    EXPECT_EQ(arguments, m.tool_calls[0].arguments);
+  }
 }
 
 TEST_F(ChatTest, ToolChoiceNoneLeavesTheAnswerAsText) {
