@@ -165,7 +165,7 @@ int Up() {
   config.insecure_http = a.insecure_http;
   config.threads = a.threads;
   config.context = a.ctx;
-  auto env = pipeline::OpenEnvironment(config);
+  auto env = pipeline::OpenEnvironment(config, {.serving = true});
   if (!env.ok()) return ReportError(env.error());
   const int rc = RunProduct(**env, eo.state_dir, eo.web_root, signals, stack->get());
   (*stack)->Stop();
@@ -201,7 +201,7 @@ int ServeProduct(const std::string& config_path) {
   auto config = pipeline::LoadConfig(config_path);
   if (!config.ok()) return ReportError(config.error());
   const std::string state = StateDir(config->state_dir);
-  auto env = pipeline::OpenEnvironment(*config);
+  auto env = pipeline::OpenEnvironment(*config, {.serving = true});
   if (!env.ok()) return ReportError(env.error());
   return RunProduct(**env, state, WebRoot(config->web_root), signals, nullptr);
 }

@@ -2,6 +2,12 @@
 
 #include <openssl/crypto.h>
 #include <openssl/x509.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <future>
+#include <mutex>
 
 #include "aws/errors.h"
 #include "aws/sigv4.h"
@@ -12,6 +18,39 @@
 namespace modelseal::kms {
 
 using nlohmann::json;
+
+namespace {
+
+PkeyPtr NewRecipientKey() {
+  return PkeyPtr(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048}));
+}
+
+}  // namespace
+
+// One key made ahead at a time. Take() hands it over when it is ready and starts the
+// next; when it is not ready yet (a load right after the previous one), it makes one
+// at the caller's priority instead of waiting for a thread that runs at the lowest.
+struct KmsClient::KeyAhead {
+  std::mutex mu;
+  std::future<PkeyPtr> next;
+
+  void Start() {
+    next = std::async(std::launch::async, [] {
+      setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 19);
+      return NewRecipientKey();
+    });
+  }
+
+  PkeyPtr Take() {
+    std::lock_guard<std::mutex> lock(mu);
+    if (next.valid() && next.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+      PkeyPtr key = next.get();
+      Start();
+      if (key) return key;
+    }
+    return NewRecipientKey();
+  }
+};
 
 Result<std::unique_ptr<KmsClient>> KmsClient::Create(ClientConfig config) {
   std::unique_ptr<KmsClient> c(new KmsClient());
@@ -30,6 +69,10 @@ Result<std::unique_ptr<KmsClient>> KmsClient::Create(ClientConfig config) {
   }
   while (!c->endpoint_.empty() && c->endpoint_.back() == '/') c->endpoint_.pop_back();
   MS_RETURN_IF_ERROR(net::ParseUrl(c->endpoint_));
+  if (config.prepare_recipient_key) {
+    c->ahead_ = std::make_shared<KeyAhead>();
+    c->ahead_->Start();
+  }
   return c;
 }
 
@@ -202,7 +245,7 @@ Result<SecretBuffer> KmsClient::DecryptForRecipient(std::span<const uint8_t> cip
                                                     const std::string& expected_key,
                                                     const AttestFn& attest) const {
   MS_RETURN_IF_ERROR(CheckExpectedKeyRef(expected_key));
-  PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048}));
+  PkeyPtr key = ahead_ ? ahead_->Take() : NewRecipientKey();
   if (!key) return OpenSslError("kms", "generate the ephemeral recipient key");
   unsigned char* der = nullptr;
   const int len = i2d_PUBKEY(key.get(), &der);

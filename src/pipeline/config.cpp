@@ -134,8 +134,10 @@ Result<std::shared_ptr<aws::CredentialsProvider>> Credentials(const Config& c,
   return aws::DefaultCredentialsChain();
 }
 
-Result<std::unique_ptr<kms::KmsClient>> KmsFor(const Config& c, const std::string& profile) {
+Result<std::unique_ptr<kms::KmsClient>> KmsFor(const Config& c, const std::string& profile,
+                                               bool prepare_recipient_key = false) {
   kms::ClientConfig kc;
+  kc.prepare_recipient_key = prepare_recipient_key;
   kc.endpoint = c.kms_endpoint;
   kc.region = c.kms_region;
   MS_ASSIGN_OR_RETURN(kc.credentials, Credentials(c, profile));
@@ -234,10 +236,11 @@ std::string FormatConfig(const Config& c) {
   return o.str();
 }
 
-Result<std::unique_ptr<Environment>> OpenEnvironment(const Config& config) {
+Result<std::unique_ptr<Environment>> OpenEnvironment(const Config& config,
+                                                     const OpenOptions& options) {
   auto env = std::make_unique<Environment>();
   env->config = config;
-  MS_ASSIGN_OR_RETURN(env->consumer_kms, KmsFor(config, config.consumer_profile));
+  MS_ASSIGN_OR_RETURN(env->consumer_kms, KmsFor(config, config.consumer_profile, options.serving));
   if (!config.owner_profile.empty() || !config.credentials_file.empty()) {
     MS_ASSIGN_OR_RETURN(env->owner_kms, KmsFor(config, config.owner_profile));
   }

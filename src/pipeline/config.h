@@ -83,6 +83,12 @@ struct Environment {
   std::unique_ptr<hub::HubClient> hub;
   std::unique_ptr<Machine> machine;
 };
-Result<std::unique_ptr<Environment>> OpenEnvironment(const Config& config);
+struct OpenOptions {
+  // A long-running loader (the server): the consumer's key client makes each next
+  // ephemeral recipient key ahead (kms::ClientConfig::prepare_recipient_key).
+  bool serving = false;
+};
+Result<std::unique_ptr<Environment>> OpenEnvironment(const Config& config,
+                                                     const OpenOptions& options = {});
 
 }  // namespace modelseal::pipeline

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <set>
 
 #include "attest/attest.h"
 #include "aws/sigv4.h"
@@ -40,8 +41,10 @@ class ServerTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
-  std::unique_ptr<KmsClient> Client(const std::string& akid, const std::string& secret) {
+  std::unique_ptr<KmsClient> Client(const std::string& akid, const std::string& secret,
+                                    bool prepare_recipient_key = false) {
     ClientConfig cfg;
+    cfg.prepare_recipient_key = prepare_recipient_key;
     cfg.endpoint = "http://127.0.0.1:" + std::to_string(server_->port());
     cfg.region = "eu-west-1";
     cfg.credentials = aws::StaticCredentials(aws::Credentials::Make(akid, secret));
@@ -84,6 +87,31 @@ TEST_F(ServerTest, ClientRoundTripAndAttestedDecrypt) {
   auto wrong_ctx = client->Decrypt(dk->ciphertext, {{"model", "other"}}, dk->key_arn);
   ASSERT_FALSE(wrong_ctx.ok());
   EXPECT_EQ(wrong_ctx.error().reason, "InvalidCiphertextException");
+}
+
+// A client that makes its recipient keys ahead still uses each for one request only:
+// every attested Decrypt, back to back, presents a public key of its own.
+TEST_F(ServerTest, RecipientKeysMadeAheadAreNeverReused) {
+  auto client = Client("AKIDOWNER", "owner-secret", /*prepare_recipient_key=*/true);
+  auto key = client->Call("CreateKey", json::object());
+  ASSERT_TRUE(key.ok()) << key.error().ToString();
+  auto dk = client->GenerateDataKey((*key)["KeyMetadata"]["Arn"], {{"model", "tiny"}});
+  ASSERT_TRUE(dk.ok()) << dk.error().ToString();
+  std::set<Bytes> seen;
+  for (int i = 0; i < 4; ++i) {
+    auto attest = [&](std::span<const uint8_t> spki) {
+      EXPECT_TRUE(seen.insert(Bytes(spki.begin(), spki.end())).second) << "key reused at " << i;
+      attest::DocumentRequest req;
+      req.public_key = Bytes(spki.begin(), spki.end());
+      return dev_->Issue({{4, Bytes(48, 1)}}, req);
+    };
+    auto released =
+        client->DecryptForRecipient(dk->ciphertext, {{"model", "tiny"}}, dk->key_arn, attest);
+    ASSERT_TRUE(released.ok()) << released.error().ToString();
+    EXPECT_EQ(Bytes(released->data(), released->data() + 32),
+              Bytes(dk->plaintext.data(), dk->plaintext.data() + 32));
+  }
+  EXPECT_EQ(seen.size(), 4u);
 }
 
 TEST_F(ServerTest, SigV4FailuresAreRefused) {
