@@ -189,11 +189,20 @@ Result<ModelInfo> Engine::State::Load(const std::string& path, int fd, uint64_t 
   info.name = o.name;
   info.source = o.source.empty() ? path : o.source;
   info.size_bytes = size;
-  info.measured = o.measured;
+  info.measured = false;
   info.sha256_hex = o.sha256_hex;
   info.sha384_hex = o.sha384_hex;
   if (info.sha256_hex.empty() || info.sha384_hex.empty()) {
     MS_RETURN_IF_ERROR(HashFd(fd, size, &info.sha256_hex, &info.sha384_hex));
+  }
+  if (o.measurement) {
+    if (o.measurement->sha384_hex() != info.sha384_hex) {
+      return MakeError(ErrorCode::kIntegrity, kModule, "measurement-mismatch",
+                       "model '" + o.name + "': PCR15 was extended with SHA-384 " +
+                           o.measurement->sha384_hex() + ", not this model's " + info.sha384_hex);
+    }
+    info.measured = true;
+    info.pcr15_after_hex = o.measurement->pcr15_after_hex();
   }
 
   llama_model_params mp = llama_model_default_params();
@@ -272,6 +281,11 @@ Result<ModelInfo> Engine::LoadFile(const std::string& path, LoadOptions options)
     close(fd);
     return ErrnoError(kModule, "reading the size of " + path, err);
   }
+  if (options.measurement) {
+    close(fd);
+    return MakeError(ErrorCode::kInvalidArgument, kModule, "invalid-argument",
+                     "a plain file is not measured: load the sealed model through the pipeline");
+  }
   if (options.source.empty()) options.source = "file:" + path;
   auto r = s_->Load(path, fd, static_cast<uint64_t>(st.st_size), std::nullopt, std::move(options));
   close(fd);
@@ -320,14 +334,6 @@ Result<ModelInfo> Engine::Get(const std::string& name) const {
   MS_ASSIGN_OR_RETURN(auto m, s_->Find(name));
   std::lock_guard<std::mutex> lock(s_->mu);
   return m->info;
-}
-
-Status Engine::SetPcr15After(const std::string& name, const std::string& pcr_hex) {
-  MS_ASSIGN_OR_RETURN(auto m, s_->Find(name));
-  std::lock_guard<std::mutex> lock(s_->mu);
-  m->info.pcr15_after_hex = pcr_hex;
-  m->info.measured = true;
-  return Ok{};
 }
 
 Result<std::string> Engine::ApplyTemplate(const std::string& name,

@@ -7,8 +7,9 @@
 //   an in-memory file (Memfd, the unsealed model): llama.cpp opens it through
 //   /proc/self/fd/N, so no plaintext file is ever created. The Engine owns the
 //   Memfd from then on and wipes/frees it when the model is unloaded.
-// * Keeps a registry of loaded models by name (ModelInfo); the load pipeline
-//   fills in the PCR15 value after it measured the model (SetPcr15After).
+// * Keeps a registry of loaded models by name (ModelInfo). A model is marked measured
+//   (with the PCR15 value after its measurement) only when its load carries a
+//   Measurement, which only the load pipeline can make.
 // * Chat renders the model's own Jinja chat template (GGUF tokenizer.chat_template)
 //   with llama.cpp's common chat library, as llama-server does with --jinja: system
 //   prompts, multi-turn, tools, bos_token/eos_token; a model without a template gets
@@ -52,13 +53,34 @@
 #include "common/error.h"
 #include "common/memfd.h"
 
+namespace modelseal::pipeline {
+class MeasurementIssuer;
+}  // namespace modelseal::pipeline
+
 namespace modelseal::engine {
+
+// What the load pipeline extended PCR15 with before loading a model: its SHA-384
+// and PCR15 right after. Only pipeline::MeasurementIssuer can make one, so code that
+// loads a plain file or any other memfd cannot mark a model measured.
+class Measurement {
+ public:
+  const std::string& sha384_hex() const { return sha384_hex_; }
+  const std::string& pcr15_after_hex() const { return pcr15_after_hex_; }
+
+ private:
+  friend class pipeline::MeasurementIssuer;
+  Measurement(std::string sha384_hex, std::string pcr15_after_hex)
+      : sha384_hex_(std::move(sha384_hex)), pcr15_after_hex_(std::move(pcr15_after_hex)) {}
+  std::string sha384_hex_, pcr15_after_hex_;
+};
 
 struct LoadOptions {
   std::string name;             // registry key, e.g. "tiny" or "llama3:8b"
   uint32_t context_length = 0;  // 0: the model's trained length, at most 4096
   int threads = 0;              // 0: all cores
-  bool measured = false;        // true only when the pipeline measured it into PCR15
+  // Set by the load pipeline (LoadMemfd only): the model is marked measured. Its
+  // SHA-384 must be the model's ("measurement-mismatch" otherwise).
+  std::optional<Measurement> measurement;
   // Digests when the caller already knows them (the sealed header's, authenticated);
   // empty: the engine computes them from the bytes it loads.
   std::string sha256_hex, sha384_hex;
@@ -220,7 +242,7 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Loads a plain GGUF file (unmeasured unless options say otherwise).
+  // Loads a plain GGUF file, unmeasured (options.measurement is refused).
   Result<ModelInfo> LoadFile(const std::string& path, LoadOptions options);
   // Loads the model held in `memfd` (sealed or not) through /proc/self/fd/N.
   Result<ModelInfo> LoadMemfd(Memfd memfd, LoadOptions options);
@@ -228,7 +250,6 @@ class Engine {
 
   std::vector<ModelInfo> List() const;
   Result<ModelInfo> Get(const std::string& name) const;
-  Status SetPcr15After(const std::string& name, const std::string& pcr_hex);
 
   // The prompt the model's chat template makes of `messages` (with the assistant
   // turn opened).

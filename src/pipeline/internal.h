@@ -3,12 +3,24 @@
 
 #include <atomic>
 #include <mutex>
+#include <span>
 #include <string>
 
+#include "common/bytes.h"
 #include "common/io.h"
+#include "engine/engine.h"
 #include "pipeline/pipeline.h"
 
 namespace modelseal::pipeline {
+
+// The only maker of engine::Measurement: called right after Machine::Measure.
+class MeasurementIssuer {
+ public:
+  static engine::Measurement Issue(std::span<const uint8_t> sha384,
+                                   std::span<const uint8_t> pcr15_after) {
+    return engine::Measurement(ToHex(sha384), ToHex(pcr15_after));
+  }
+};
 
 inline Error Fail(ErrorCode code, std::string reason, std::string message) {
   return MakeError(code, "pipeline", std::move(reason), std::move(message));

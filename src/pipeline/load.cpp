@@ -128,18 +128,12 @@ Result<LoadResult> Run::MeasureAndServe(Memfd memfd, const std::string& name,
   Begin("engine", name);
   engine::LoadOptions lo = d_.engine_options;
   lo.name = name;
-  lo.measured = true;
+  lo.measurement = MeasurementIssuer::Issue(sha384, entry->pcr15_after);
   lo.sha256_hex = sha256_hex;
   lo.sha384_hex = ToHex(sha384);
   lo.source = source;
   auto info = d_.engine->LoadMemfd(std::move(memfd), lo);
   if (!info.ok()) return Failed("engine", info.take_error());
-  const std::string pcr_hex = ToHex(entry->pcr15_after);
-  if (Status s = d_.engine->SetPcr15After(name, pcr_hex); !s.ok()) {
-    (void)d_.engine->Unload(name);
-    return Failed("engine", s.take_error());
-  }
-  info->pcr15_after_hex = pcr_hex;
   Done("engine", name);
   LoadResult out;
   out.model = std::move(*info);

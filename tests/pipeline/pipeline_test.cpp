@@ -11,6 +11,8 @@
 #include <fstream>
 
 #include "common/bytes.h"
+#include "engine/engine.h"
+#include "pipeline/internal.h"
 #include "tests/pipeline/stack.h"
 #include "tpm/pcr15.h"
 
@@ -325,6 +327,54 @@ TEST_F(PipelineTest, OrphanedSealedObjectsAreListedAndRemovedWithTheirName) {
   ASSERT_TRUE(listing.ok());
   EXPECT_TRUE(listing->orphans.empty());
   EXPECT_EQ(DeletePublished(*store_, "tiny-orphan").error().reason, "not-published");
+}
+
+// Only a Measurement (which only the pipeline makes) marks a model measured, and only
+// for the SHA-384 it was measured with; a plain file cannot carry one.
+TEST(EngineMeasurement, MarksAModelMeasuredOnlyForItsOwnSha384) {
+  const fs::path dir = fs::temp_directory_path() / ("ms-measure-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const std::string path = (dir / "m.gguf").string();
+  engine::TestModelOptions o;
+  o.layers = 1;
+  o.dim = 32;
+  o.heads = 2;
+  o.context_length = 256;
+  ASSERT_TRUE(engine::WriteTestModel(path, o).ok());
+  std::ifstream f(path, std::ios::binary);
+  const Bytes bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  uint8_t sha384[SHA384_DIGEST_LENGTH];
+  SHA384(bytes.data(), bytes.size(), sha384);
+  auto memfd = [&] {
+    auto m = Memfd::Create("measure-test", bytes.size());
+    EXPECT_TRUE(m.ok());
+    EXPECT_TRUE(m->WriteAt(0, bytes).ok());
+    EXPECT_TRUE(m->Seal().ok());
+    return std::move(*m);
+  };
+  const Bytes pcr(48, 0x22);
+  engine::Engine eng;
+  engine::LoadOptions lo;
+  lo.name = "other";
+  lo.measurement = MeasurementIssuer::Issue(Bytes(48, 0x11), pcr);
+  auto wrong = eng.LoadMemfd(memfd(), lo);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.error().reason, "measurement-mismatch");
+  EXPECT_TRUE(eng.List().empty());
+
+  lo.name = "right";
+  lo.measurement = MeasurementIssuer::Issue(sha384, pcr);
+  auto right = eng.LoadMemfd(memfd(), lo);
+  ASSERT_TRUE(right.ok()) << right.error().ToString();
+  EXPECT_TRUE(right->measured);
+  EXPECT_EQ(right->pcr15_after_hex, std::string(96, '2'));
+  EXPECT_EQ(right->sha384_hex, ToHex(std::span<const uint8_t>(sha384, sizeof(sha384))));
+
+  lo.name = "file";
+  auto file = eng.LoadFile(path, lo);
+  ASSERT_FALSE(file.ok());
+  EXPECT_EQ(file.error().reason, "invalid-argument");
+  fs::remove_all(dir);
 }
 
 TEST(PipelineNames, ModelNamesAndManifests) {
