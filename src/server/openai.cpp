@@ -119,7 +119,8 @@ Result<std::vector<ChatMessage>> ParseMessages(const json& b) {
       content = c.get<std::string>();
     } else if (c.is_array()) {  // content parts: text only
       for (const auto& part : c) {
-        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
+        // (value("type", "") would throw for a non-string type: compare as JSON.)
+        if (!part.is_object() || part.value("type", json()) != "text" || !part.contains("text") ||
             !part["text"].is_string()) {
           return FieldError("messages", "only text content parts are supported");
         }

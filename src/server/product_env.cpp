@@ -216,13 +216,18 @@ ApiReply Product::Environment(const ApiCall& c) {
   json doc = json::parse(*identity, nullptr, false);
   out["identity_document"] = doc.is_discarded() ? json(*identity) : doc;
   if (doc.is_object()) {
-    out["summary"] = {{"account_id", doc.value("accountId", "")},
-                      {"region", doc.value("region", "")},
-                      {"instance_type", doc.value("instanceType", "")},
-                      {"architecture", doc.value("architecture", "")},
-                      {"instance_id", doc.value("instanceId", "")},
-                      {"availability_zone", doc.value("availabilityZone", "")},
-                      {"image_id", doc.value("imageId", "")}};
+    // A field of another type than documented reads as "" (value() would throw).
+    const auto text = [&doc](const char* key) {
+      const auto it = doc.find(key);
+      return it != doc.end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    out["summary"] = {{"account_id", text("accountId")},
+                      {"region", text("region")},
+                      {"instance_type", text("instanceType")},
+                      {"architecture", text("architecture")},
+                      {"instance_id", text("instanceId")},
+                      {"availability_zone", text("availabilityZone")},
+                      {"image_id", text("imageId")}};
   }
   if (auto iam = imds.Get("/latest/meta-data/iam/info"); iam.ok()) {
     json info = json::parse(*iam, nullptr, false);

@@ -311,6 +311,23 @@ TEST_F(ServerTest, OpenAiNumbersAreCheckedBeforeConversion) {
   }
 }
 
+// Content parts whose fields have other types than OpenAI documents are a 400 naming
+// messages (a numeric "type" once threw out of the parser: found by fuzzing).
+TEST_F(ServerTest, OpenAiContentPartsOfOtherTypesAreRefused) {
+  for (const json& part : {json{{"type", 1}, {"text", "x"}}, json{{"type", "text"}, {"text", 2}},
+                           json{{"type", nullptr}}, json("text")}) {
+    const json req = {{"model", "tiny"},
+                      {"max_tokens", 1},
+                      {"messages", {{{"role", "user"}, {"content", json::array({part})}}}}};
+    auto res = Post("/v1/chat/completions", req);
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 400) << req.dump() << " -> " << res->body;
+    const json e = json::parse(res->body, nullptr, false);
+    ASSERT_TRUE(e.is_object() && e.contains("error")) << res->body;
+    EXPECT_EQ(e["error"]["param"], "messages") << res->body;
+  }
+}
+
 TEST_F(ServerTest, OllamaFieldsHaveTheirDocumentedTypes) {
   const json base = {{"model", "tiny"},
                      {"messages", {{{"role", "user"}, {"content", "x"}}}},
