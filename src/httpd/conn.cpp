@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/log.h"
 #include "httpd/server_impl.h"
 
 namespace modelseal::httpd {
@@ -441,7 +442,16 @@ void Connection::Dispatch() {
   std::shared_ptr<Channel> ch = ch_;
   const bool queued = srv_->pool.Submit([srv, id, ch, req, route, keep_alive] {
     ResponderImpl res(srv, id, ch, *req, keep_alive);
-    route->handler(*req, res);
+    // A handler that throws answers 500 (or ends its stream) instead of taking the
+    // process down with std::terminate. Its message is not logged: it may quote the
+    // request (a prompt).
+    try {
+      route->handler(*req, res);
+    } catch (...) {
+      log::Line(
+          "modelseal: %s %.200s: the handler failed with an exception (a 500, or its stream ended)",
+          req->method.c_str(), req->path.c_str());
+    }
     res.Finish();
     if (req->body_fd >= 0) ::close(req->body_fd);
     req->body_fd = -1;

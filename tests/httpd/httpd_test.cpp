@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include "httpd/httpd.h"
@@ -260,6 +261,12 @@ class HttpdTest : public ::testing::Test {
       stream_gone_ = req.client_gone().load();
       gate_.cv.notify_all();
     });
+    r.Get("/throws", [](Request&, Responder&) { throw std::runtime_error("secret prompt"); });
+    r.Get("/throws-mid-stream", [](Request&, Responder& res) {
+      res.BeginStream(200, "text/plain");
+      res.Write("partial");
+      throw 7;
+    });
     RouteOptions spool;
     spool.spool_dir = std::filesystem::temp_directory_path().string();
     spool.max_body_bytes = 64 << 20;
@@ -322,6 +329,35 @@ TEST_F(HttpdTest, PipelinedRequestsAreAnsweredInOrder) {
     EXPECT_EQ(r->body, want);
   }
   close(fd);
+}
+
+// A handler that throws answers 500 (or ends its stream) and the server goes on:
+// before, std::terminate took the whole process down.
+TEST_F(HttpdTest, AHandlerThatThrowsIsA500AndTheServerGoesOn) {
+  StartServer();
+  const int fd = Connect(port_);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(SendAll(fd, "GET /throws HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::string buf;
+  auto r = ReadReply(fd, &buf);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 500);
+  EXPECT_EQ(r->body.find("secret prompt"), std::string::npos) << r->body;
+  close(fd);
+  const int fd2 = Connect(port_);
+  ASSERT_GE(fd2, 0);
+  ASSERT_TRUE(SendAll(fd2,
+                      "GET /throws-mid-stream HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /hello?who=after HTTP/1.1\r\nHost: x\r\n\r\n"));
+  buf.clear();
+  r = ReadReply(fd2, &buf);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "partial");
+  r = ReadReply(fd2, &buf);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "hello after");
+  close(fd2);
 }
 
 TEST_F(HttpdTest, HangUpSetsClientGoneButPipelinedBytesDoNot) {
