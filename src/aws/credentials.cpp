@@ -1,4 +1,5 @@
 #include "aws/credentials.h"
+#include "common/text.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -19,17 +20,6 @@ namespace {
 std::string Env(const char* name) {
   const char* v = std::getenv(name);
   return v == nullptr ? "" : v;
-}
-
-std::string_view TrimView(std::string_view s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return s.substr(b, e - b);
-}
-
-std::string Trim(std::string_view s) {
-  return std::string(TrimView(s));
 }
 
 std::string HomeFile(const char* env_name, const char* default_rel) {
@@ -108,9 +98,7 @@ void ForEachIniValue(std::string_view text, Fn fn) {
       if (continuation && !last_key.empty()) fn(section, last_key, line, true);
       continue;
     }
-    std::string key = Trim(line.substr(0, eq));
-    std::transform(key.begin(), key.end(), key.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    const std::string key = AsciiLower(TrimView(line.substr(0, eq)));
     std::string_view value = TrimView(line.substr(eq + 1));
     // Inline comments need whitespace before '#' or ';'.
     for (const char* marker : {" #", " ;", "\t#", "\t;"}) {

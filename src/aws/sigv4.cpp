@@ -1,4 +1,5 @@
 #include "aws/sigv4.h"
+#include "common/text.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -24,13 +25,6 @@ void HmacInto(std::span<const uint8_t> key, std::string_view msg, uint8_t* out) 
   unsigned int len = 0;
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
        reinterpret_cast<const uint8_t*>(msg.data()), msg.size(), out, &len);
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
 }
 
 bool IsJsSpace(char c) {
@@ -97,7 +91,7 @@ std::string CanonicalPath(const std::string& path, bool double_encode) {
 std::map<std::string, std::string> CanonicalHeaders(const net::HeaderList& headers) {
   std::map<std::string, std::string> out;
   for (const auto& [n, v] : headers) {
-    std::string l = Lower(n);
+    std::string l = AsciiLower(n);
     if (IsUnsignable(l)) continue;
     out[l] = CanonicalHeaderValue(v);
   }
@@ -155,7 +149,7 @@ std::string CanonicalRequest(const SignableRequest& req, bool double_encode,
 
 void SetHeader(net::HeaderList& headers, const std::string& name, const std::string& value) {
   for (auto& [n, v] : headers) {
-    if (Lower(n) == name) {
+    if (AsciiLower(n) == name) {
       v = value;
       return;
     }
@@ -165,7 +159,7 @@ void SetHeader(net::HeaderList& headers, const std::string& name, const std::str
 
 const std::string* FindHeader(const net::HeaderList& headers, const std::string& lname) {
   for (const auto& [n, v] : headers) {
-    if (Lower(n) == lname) return &v;
+    if (AsciiLower(n) == lname) return &v;
   }
   return nullptr;
 }
@@ -190,7 +184,7 @@ std::string AmzDate(std::chrono::system_clock::time_point t) {
 std::string CanonicalQuery(const std::vector<std::pair<std::string, std::string>>& query) {
   std::map<std::string, std::vector<std::string>> by_key;
   for (const auto& [k, v] : query) {
-    if (Lower(k) == "x-amz-signature") continue;
+    if (AsciiLower(k) == "x-amz-signature") continue;
     const std::string ek = net::UriEncode(k);
     by_key[ek].push_back(ek + "=" + net::UriEncode(v));
   }
@@ -234,7 +228,7 @@ void Presign(SignableRequest& req, const Credentials& creds, const SigningParams
   if (const std::string* h = FindHeader(req.headers, "x-amz-content-sha256")) hash = *h;
   net::HeaderList kept;
   for (auto& [n, v] : req.headers) {
-    if (Lower(n).starts_with("x-amz-")) {
+    if (AsciiLower(n).starts_with("x-amz-")) {
       req.query.emplace_back(n, v);
     } else {
       kept.emplace_back(n, v);

@@ -1,5 +1,6 @@
 // Strict RFC 9112 request heads and chunked bodies (see parse.h).
 #include "httpd/parse.h"
+#include "common/text.h"
 
 #include <algorithm>
 #include <cctype>
@@ -18,13 +19,6 @@ int HexValue(unsigned char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
 }
 
 // Field value bytes: VCHAR, obs-text, SP, HTAB (RFC 9110 5.5).
@@ -76,7 +70,7 @@ std::vector<std::string> ListItems(std::string_view v) {
     size_t comma = v.find(',', start);
     if (comma == std::string_view::npos) comma = v.size();
     const std::string_view item = TrimOws(v.substr(start, comma - start));
-    if (!item.empty()) out.push_back(Lower(item));
+    if (!item.empty()) out.push_back(AsciiLower(item));
     start = comma + 1;
   }
   return out;
@@ -248,7 +242,7 @@ HeadParser::State HeadParser::Line(std::string_view line) {
     if (target.empty()) return Fail(400, "empty request target");
     if (target.front() != '/') {
       // absolute-form (RFC 9112 3.2.2): http(s)://authority[/path][?query]
-      const std::string lower = Lower(target.substr(0, std::min<size_t>(target.size(), 8)));
+      const std::string lower = AsciiLower(target.substr(0, std::min<size_t>(target.size(), 8)));
       size_t skip = lower.rfind("http://", 0) == 0 ? 7 : lower.rfind("https://", 0) == 0 ? 8 : 0;
       if (skip == 0) return Fail(400, "the request target is not origin-form or absolute-form");
       const size_t slash = target.find_first_of("/?", skip);
@@ -302,7 +296,7 @@ HeadParser::State HeadParser::Line(std::string_view line) {
   if (head_.headers.size() >= max_headers_) {
     return Fail(431, "more than " + std::to_string(max_headers_) + " header fields");
   }
-  head_.headers.push_back({Lower(name), std::string(value)});
+  head_.headers.push_back({AsciiLower(name), std::string(value)});
   return State::kIncomplete;
 }
 
@@ -325,7 +319,8 @@ HeadParser::State HeadParser::Finish() {
       for (auto& item : ListItems(value)) connection.push_back(std::move(item));
     }
     if (name == "expect" && h.version_minor == 1) {
-      if (Lower(value) != "100-continue") return Fail(417, "unsupported expectation: " + value);
+      if (AsciiLower(value) != "100-continue")
+        return Fail(417, "unsupported expectation: " + value);
       h.expect_continue = true;
     }
   }
@@ -339,7 +334,7 @@ HeadParser::State HeadParser::Finish() {
     if (h.version_minor == 0) return Fail(400, "Transfer-Encoding in an HTTP/1.0 request");
     if (lengths > 0) return Fail(400, "both Content-Length and Transfer-Encoding");
     if (encodings > 1) return Fail(400, "more than one Transfer-Encoding header");
-    if (Lower(encoding_value) != "chunked") {
+    if (AsciiLower(encoding_value) != "chunked") {
       return Fail(501,
                   "transfer coding '" + encoding_value + "' is not supported; only 'chunked' is");
     }

@@ -1,4 +1,5 @@
 #include "kms/authorize.h"
+#include "common/text.h"
 
 #include <algorithm>
 #include <cctype>
@@ -11,19 +12,12 @@ namespace modelseal::kms {
 
 namespace {
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 // Adds a value under `key`, merging with a key already present that differs only
 // in case (condition key names are case-insensitive; see policy.h).
 void AddValue(RequestContext& r, const std::string& key, const std::string& value) {
-  const std::string want = Lower(key);
+  const std::string want = AsciiLower(key);
   for (auto& [k, v] : r.keys) {
-    if (Lower(k) == want) {
+    if (AsciiLower(k) == want) {
       v.push_back(value);
       return;
     }

@@ -37,13 +37,14 @@
 #include <vector>
 
 #include "common/bytes.h"
+#include "common/encryption_context.h"
 #include "common/error.h"
 #include "common/secret.h"
 #include "kms/master_seal.h"
 
 namespace modelseal::kms {
 
-using EncryptionContext = std::map<std::string, std::string>;
+using modelseal::EncryptionContext;
 
 struct KeyMetadata {
   std::string key_id;  // UUID

@@ -1,4 +1,5 @@
 #include "kms/lint.h"
+#include "common/text.h"
 
 #include <algorithm>
 #include <set>
@@ -15,10 +16,7 @@ bool CoversDecrypt(const Statement& s) {
 }
 
 bool IsAttestationKey(const std::string& key) {
-  std::string k = key;
-  std::transform(k.begin(), k.end(), k.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return k.rfind("kms:recipientattestation:", 0) == 0;
+  return AsciiLower(key).rfind("kms:recipientattestation:", 0) == 0;
 }
 
 bool Positive(const Condition& c) {

@@ -1,4 +1,5 @@
 #include "kms/policy.h"
+#include "common/text.h"
 
 #include <nlohmann/json.hpp>
 
@@ -13,13 +14,6 @@ namespace {
 
 Error Malformed(const std::string& msg) {
   return MakeError(ErrorCode::kInvalidArgument, "kms", "malformed-policy", msg);
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
 }
 
 const std::vector<std::string> kBaseOps = {"StringEquals",
@@ -138,7 +132,7 @@ Result<Statement> ParseStatement(const json& s, size_t index, bool identity) {
   MS_ASSIGN_OR_RETURN(st.actions,
                       StringList(s[has_action ? "Action" : "NotAction"], where + ": Action"));
   for (const auto& a : st.actions) {
-    if (a != "*" && Lower(a).rfind("kms:", 0) != 0) {
+    if (a != "*" && AsciiLower(a).rfind("kms:", 0) != 0) {
       return Malformed(where + ": action \"" + a + "\" is not a kms: action");
     }
   }
@@ -164,7 +158,7 @@ Result<Statement> ParseStatement(const json& s, size_t index, bool identity) {
                             StringList(k.value(), where + ": condition key \"" + k.key() + "\""));
         if (cond.base_op == "Bool" || cond.base_op == "Null") {
           for (const auto& v : cond.values) {
-            if (Lower(v) != "true" && Lower(v) != "false") {
+            if (AsciiLower(v) != "true" && AsciiLower(v) != "false") {
               return Malformed(where + ": " + cond.base_op +
                                " values must be \"true\" or \"false\"");
             }
@@ -181,11 +175,11 @@ bool MatchValue(const std::string& base, const std::string& policy_value,
                 const std::string& value) {
   if (base == "StringEquals" || base == "StringNotEquals") return policy_value == value;
   if (base == "StringEqualsIgnoreCase" || base == "StringNotEqualsIgnoreCase") {
-    return Lower(policy_value) == Lower(value);
+    return AsciiLower(policy_value) == AsciiLower(value);
   }
   if (base == "StringLike" || base == "StringNotLike")
     return WildcardMatch(policy_value, value, false);
-  if (base == "Bool") return Lower(policy_value) == Lower(value);
+  if (base == "Bool") return AsciiLower(policy_value) == AsciiLower(value);
   return false;
 }
 
@@ -198,9 +192,9 @@ bool MatchOne(const Condition& c, const std::string& value) {
 }
 
 const std::vector<std::string>* Lookup(const RequestContext& r, const std::string& key) {
-  const std::string want = Lower(key);
+  const std::string want = AsciiLower(key);
   for (const auto& [k, v] : r.keys) {
-    if (Lower(k) == want) return &v;
+    if (AsciiLower(k) == want) return &v;
   }
   return nullptr;
 }
@@ -213,7 +207,7 @@ bool EvaluateCondition(const Condition& c, const RequestContext& r, ConditionTra
   if (values) trace.request_values = *values;
   const bool present = values != nullptr && !values->empty();
   if (c.base_op == "Null") {
-    const bool want_missing = Lower(c.values.front()) == "true";
+    const bool want_missing = AsciiLower(c.values.front()) == "true";
     return want_missing != present;
   }
   if (!present) {
@@ -266,11 +260,11 @@ PrincipalMatch MatchPrincipal(const Statement& st, const std::string& principal)
 bool IsMultivaluedKey(std::string_view key) {
   static const std::vector<std::string> kMulti = {"kms:encryptioncontextkeys", "aws:tagkeys",
                                                   "kms:grantoperations"};
-  return std::find(kMulti.begin(), kMulti.end(), Lower(key)) != kMulti.end();
+  return std::find(kMulti.begin(), kMulti.end(), AsciiLower(key)) != kMulti.end();
 }
 
 std::optional<uint32_t> AttestationPcrIndex(std::string_view key) {
-  const std::string k = Lower(key);
+  const std::string k = AsciiLower(key);
   for (const std::string prefix :
        {"kms:recipientattestation:nitrotpmpcr", "kms:recipientattestation:pcr"}) {
     if (k.rfind(prefix, 0) != 0) continue;

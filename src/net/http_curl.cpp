@@ -8,6 +8,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "common/text.h"
 #include "net/http.h"
 
 namespace modelseal::net {
@@ -96,9 +97,7 @@ size_t OnHeader(char* buf, size_t size, size_t n, void* user) {
   }
   const size_t colon = line.find(':');
   if (colon == std::string_view::npos) return size * n;
-  std::string name(line.substr(0, colon));
-  std::transform(name.begin(), name.end(), name.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const std::string name = AsciiLower(line.substr(0, colon));
   std::string_view value = line.substr(colon + 1);
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
   while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
@@ -317,9 +316,7 @@ Result<Url> ParseUrl(std::string_view s) {
   Url u;
   const size_t sep = s.find("://");
   if (sep == std::string_view::npos) return bad("no scheme");
-  u.scheme = std::string(s.substr(0, sep));
-  std::transform(u.scheme.begin(), u.scheme.end(), u.scheme.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  u.scheme = AsciiLower(s.substr(0, sep));
   if (u.scheme != "http" && u.scheme != "https") return bad("scheme must be http or https");
   std::string_view rest = s.substr(sep + 3);
   const size_t slash = rest.find_first_of("/?#");

@@ -1,5 +1,6 @@
 // The configuration file: a strict INI reader and the clients it describes.
 #include "pipeline/config.h"
+#include "common/text.h"
 
 #include <cctype>
 #include <charconv>
@@ -22,10 +23,7 @@ Error Bad(const std::string& message) {
 }
 
 std::string Trim(std::string_view s) {
-  const size_t b = s.find_first_not_of(" \t\r");
-  if (b == std::string_view::npos) return "";
-  const size_t e = s.find_last_not_of(" \t\r");
-  return std::string(s.substr(b, e - b + 1));
+  return modelseal::Trim(s, " \t\r");
 }
 
 bool IsUrl(const std::string& v) {

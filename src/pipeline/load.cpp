@@ -6,6 +6,7 @@
 #include "common/bytes.h"
 #include "common/digest.h"
 #include "common/ossl.h"
+#include "common/text.h"
 #include "pipeline/explain.h"
 #include "pipeline/internal.h"
 #include "pipeline/pipeline.h"
@@ -161,8 +162,7 @@ Result<LoadResult> Run::Sealed() {
   auto header = sealed::ReadHeaderUnauthenticated(**src);
   if (!header.ok()) return Failed("header", header.take_error());
   const std::string sha384_hex = ToHex(header->sha384);
-  std::string want = r_.expect_sha384_hex;
-  std::transform(want.begin(), want.end(), want.begin(), ::tolower);
+  const std::string want = AsciiLower(r_.expect_sha384_hex);
   if (!want.empty() && want != sha384_hex) {
     return Failed("header", Fail(ErrorCode::kIntegrity, "sha384-mismatch",
                                  "the object holds a model with SHA-384 " + sha384_hex +
@@ -268,8 +268,7 @@ Result<LoadResult> Run::Legacy() {
   if (!memfd.ok()) return Failed("download", memfd.take_error());
   auto d = DigestFd(memfd->fd(), memfd->size(), "pipeline");
   if (!d.ok()) return Failed("download", d.take_error());
-  std::string want = r_.expect_sha384_hex;
-  std::transform(want.begin(), want.end(), want.begin(), ::tolower);
+  const std::string want = AsciiLower(r_.expect_sha384_hex);
   if (!want.empty() && want != ToHex(d->sha384)) {
     // This layout has no header to check before the key release: the check runs
     // on the decrypted bytes, before anything is measured or served.

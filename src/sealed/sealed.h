@@ -39,6 +39,7 @@
 #include <string>
 
 #include "common/bytes.h"
+#include "common/encryption_context.h"
 #include "common/error.h"
 #include "common/io.h"
 #include "common/memfd.h"
@@ -59,7 +60,7 @@ inline constexpr size_t kDataKeySize = 32;
 inline constexpr size_t kTagSize = 16;
 inline constexpr size_t kNonceSize = 12;
 
-using EncryptionContext = std::map<std::string, std::string>;
+using modelseal::EncryptionContext;
 
 struct ModelInfo {
   std::string name;       // display name, e.g. "tinyllama-1.1b-chat-q4"

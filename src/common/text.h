@@ -1,0 +1,19 @@
+// ASCII text helpers for protocol text (HTTP and AWS names, hex, config keys):
+// locale-independent, bytes above 0x7F left as they are.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace modelseal {
+
+// "Content-Type" -> "content-type".
+std::string AsciiLower(std::string_view s);
+
+// `s` without leading and trailing characters from `chars` (default: space, tab,
+// CR, LF, vertical tab, form feed, as isspace in the C locale).
+inline constexpr std::string_view kAsciiSpace = " \t\r\n\v\f";
+std::string_view TrimView(std::string_view s, std::string_view chars = kAsciiSpace);
+std::string Trim(std::string_view s, std::string_view chars = kAsciiSpace);
+
+}  // namespace modelseal

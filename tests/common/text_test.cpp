@@ -1,0 +1,26 @@
+// The ASCII helpers: what changes and what does not.
+#include "common/text.h"
+
+#include <gtest/gtest.h>
+
+namespace modelseal {
+namespace {
+
+TEST(Text, AsciiLowerChangesOnlyAsciiCapitals) {
+  EXPECT_EQ(AsciiLower("Content-Type: X-Amz-Date"), "content-type: x-amz-date");
+  EXPECT_EQ(AsciiLower("ABCXYZ@[`{"), "abcxyz@[`{");                // the neighbours of A-Z stay
+  EXPECT_EQ(AsciiLower("\xC3\x89t\xC3\xA9"), "\xC3\x89t\xC3\xA9");  // "Été": UTF-8 untouched
+  EXPECT_EQ(AsciiLower(""), "");
+}
+
+TEST(Text, TrimTakesOffOnlyTheGivenCharactersAtTheEnds) {
+  EXPECT_EQ(Trim(" \t a b \r\n"), "a b");
+  EXPECT_EQ(Trim("\v\fx\f"), "x");
+  EXPECT_EQ(Trim("   "), "");
+  EXPECT_EQ(Trim(""), "");
+  EXPECT_EQ(Trim(" \tx\t\r", " \t"), "x\t\r");
+  EXPECT_EQ(TrimView("  key = v ", " "), "key = v");
+}
+
+}  // namespace
+}  // namespace modelseal
