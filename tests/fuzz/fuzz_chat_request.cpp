@@ -20,9 +20,13 @@
 // Defined by CMake for the server module (src/server/CMakeLists.txt).
 #define MODELSEAL_VERSION "fuzz"
 #define MODELSEAL_LLAMA_VERSION "fuzz"
-#include "server/ollama.cpp"
-#include "server/openai.cpp"
+// In this order (server.cpp's headers before the files' own anonymous types),
+// hence one include per block.
 #include "server/server.cpp"
+
+#include "server/ollama.cpp"
+
+#include "server/openai.cpp"
 
 namespace {
 

@@ -4,8 +4,8 @@
 // the fuzzed body (HTTP 200).
 //
 // Asserts:
-//  - xml: FindFirst is the first of FindAll; every element text found lies inside
-//    the document; Text is Decode of FindFirst; Escape then Decode gives back any
+//  - xml: FindFirst is the first of FindAll; every non-empty element text found
+//    lies inside the document; Text is Decode of FindFirst; Escape then Decode gives back any
 //    text unchanged;
 //  - List: a page comes only from a body with a ListBucketResult; it lists each
 //    <Contents> whose decoded Key starts with the store's prefix, in order, with
@@ -62,7 +62,8 @@ void CheckXml(std::string_view doc) {
       __builtin_trap();
     }
     for (std::string_view e : all) {
-      if (e.data() < doc.data() || e.data() + e.size() > doc.data() + doc.size()) {
+      // (an empty element, <name/>, may be a view of nothing)
+      if (!e.empty() && (e.data() < doc.data() || e.data() + e.size() > doc.data() + doc.size())) {
         __builtin_trap();
       }
     }
