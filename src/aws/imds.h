@@ -49,7 +49,8 @@ std::shared_ptr<CredentialsProvider> ImdsCredentials(
     std::shared_ptr<ImdsClient> client,
     std::chrono::seconds refresh_before = std::chrono::minutes(5));
 
-// Parses "2026-11-25T21:00:00Z" (also with fractional seconds).
+// Parses "2026-11-25T21:00:00Z" (also with fractional seconds). nullopt for
+// anything else, and for a time outside system_clock's range (years 1678-2262).
 std::optional<std::chrono::system_clock::time_point> ParseIso8601(std::string_view s);
 
 }  // namespace modelseal::aws

@@ -53,7 +53,14 @@ std::string Trim(const std::string& s) {
 std::optional<std::chrono::system_clock::time_point> ParseAmzDate(const std::string& s) {
   std::tm tm{};
   if (s.size() != 16 || strptime(s.c_str(), "%Y%m%dT%H%M%SZ", &tm) == nullptr) return std::nullopt;
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
+  // A year system_clock cannot hold (after 2262 with its nanosecond ticks) would
+  // overflow in from_time_t.
+  const time_t t = timegm(&tm);
+  constexpr auto kLimit =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::duration::max())
+          .count();
+  if (t > kLimit || t < -kLimit) return std::nullopt;
+  return std::chrono::system_clock::from_time_t(t);
 }
 
 bool IsLowerHex(const std::string& s, size_t len) {

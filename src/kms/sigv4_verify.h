@@ -28,7 +28,8 @@
 // Errors: module "kms", reason = the AWS exception name (errors.h):
 // MissingAuthenticationTokenException, IncompleteSignatureException,
 // UnrecognizedClientException, InvalidSignatureException (bad signature, expired
-// or future X-Amz-Date, wrong scope, body hash mismatch).
+// or future X-Amz-Date, wrong scope, body hash mismatch), UnknownOperationException
+// (X-Amz-Target names no TrentService operation).
 //
 // How the front uses it (src/kms/server.cpp):
 //   VerifierConfig vc{credentials, service_region};

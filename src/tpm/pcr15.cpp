@@ -62,45 +62,12 @@ Result<std::optional<MeasurementLog>> LoadLog(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) return std::optional<MeasurementLog>();
   std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return Corrupt(path, "not a JSON object");
-  MeasurementLog log;
-  try {
-    log.boot.reset_count = j.at("reset_count").get<uint32_t>();
-    log.boot.restart_count = j.at("restart_count").get<uint32_t>();
-    for (const auto& e : j.at("entries")) {
-      MeasurementEntry m;
-      m.model_name = e.at("model").get<std::string>();
-      auto d = FromHex(e.at("sha384").get<std::string>());
-      auto p = FromHex(e.at("pcr15_after").get<std::string>());
-      if (!d || !p || d->size() != 48 || p->size() != 48) return Corrupt(path, "bad digest");
-      m.sha384 = *d;
-      m.pcr15_after = *p;
-      m.time_ms = e.at("time_ms").get<uint64_t>();
-      if (e.contains("unloaded_ms")) m.unloaded_ms = e.at("unloaded_ms").get<uint64_t>();
-      log.entries.push_back(std::move(m));
-    }
-  } catch (const json::exception& ex) {
-    return Corrupt(path, ex.what());
-  }
+  MS_ASSIGN_OR_RETURN(MeasurementLog log, ParsePcr15Log(text, path));
   return std::optional<MeasurementLog>(std::move(log));
 }
 
 Status SaveLog(const std::string& path, const MeasurementLog& log) {
-  json entries = json::array();
-  for (const auto& e : log.entries) {
-    json entry = {{"model", e.model_name},
-                  {"sha384", ToHex(e.sha384)},
-                  {"pcr15_after", ToHex(e.pcr15_after)},
-                  {"time_ms", e.time_ms}};
-    if (e.unloaded_ms != 0) entry["unloaded_ms"] = e.unloaded_ms;
-    entries.push_back(std::move(entry));
-  }
-  json j = {{"format", "modelseal-pcr15-log/1"},
-            {"reset_count", log.boot.reset_count},
-            {"restart_count", log.boot.restart_count},
-            {"entries", entries}};
-  const std::string text = j.dump(2) + "\n";
+  const std::string text = Pcr15LogToJson(log);
   MS_ASSIGN_OR_RETURN(auto sink, AtomicFileSink::Create(path));
   MS_RETURN_IF_ERROR(
       sink->WriteAt(0, {reinterpret_cast<const uint8_t*>(text.data()), text.size()}));
@@ -125,6 +92,60 @@ uint64_t NowMs() {
 }
 
 }  // namespace
+
+Result<MeasurementLog> ParsePcr15Log(std::string_view text, const std::string& path) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Corrupt(path, "not a JSON object");
+  // Counts and times are JSON unsigned integers in range: get<>() would convert
+  // 1e300 (undefined behaviour) or -1 (wraps) without complaint.
+  bool in_range = true;
+  auto uint = [&in_range](const json& v, uint64_t max) -> uint64_t {
+    if (!v.is_number_unsigned() || v.get<uint64_t>() > max) {
+      in_range = false;
+      return 0;
+    }
+    return v.get<uint64_t>();
+  };
+  constexpr uint64_t kU32 = 0xffffffffu, kU64 = ~uint64_t{0};
+  MeasurementLog log;
+  try {
+    log.boot.reset_count = static_cast<uint32_t>(uint(j.at("reset_count"), kU32));
+    log.boot.restart_count = static_cast<uint32_t>(uint(j.at("restart_count"), kU32));
+    for (const auto& e : j.at("entries")) {
+      MeasurementEntry m;
+      m.model_name = e.at("model").get<std::string>();
+      auto d = FromHex(e.at("sha384").get<std::string>());
+      auto p = FromHex(e.at("pcr15_after").get<std::string>());
+      if (!d || !p || d->size() != 48 || p->size() != 48) return Corrupt(path, "bad digest");
+      m.sha384 = *d;
+      m.pcr15_after = *p;
+      m.time_ms = uint(e.at("time_ms"), kU64);
+      if (e.contains("unloaded_ms")) m.unloaded_ms = uint(e.at("unloaded_ms"), kU64);
+      log.entries.push_back(std::move(m));
+    }
+  } catch (const json::exception& ex) {
+    return Corrupt(path, ex.what());
+  }
+  if (!in_range) return Corrupt(path, "a count or time is not an unsigned integer in range");
+  return log;
+}
+
+std::string Pcr15LogToJson(const MeasurementLog& log) {
+  json entries = json::array();
+  for (const auto& e : log.entries) {
+    json entry = {{"model", e.model_name},
+                  {"sha384", ToHex(e.sha384)},
+                  {"pcr15_after", ToHex(e.pcr15_after)},
+                  {"time_ms", e.time_ms}};
+    if (e.unloaded_ms != 0) entry["unloaded_ms"] = e.unloaded_ms;
+    entries.push_back(std::move(entry));
+  }
+  json j = {{"format", "modelseal-pcr15-log/1"},
+            {"reset_count", log.boot.reset_count},
+            {"restart_count", log.boot.restart_count},
+            {"entries", entries}};
+  return j.dump(2) + "\n";
+}
 
 Bytes ReplayPcr15(const std::vector<Bytes>& digests) {
   Bytes pcr(48, 0);

@@ -16,6 +16,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tpm/tpm.h"
@@ -36,6 +37,11 @@ struct MeasurementLog {
   BootId boot;
   std::vector<MeasurementEntry> entries;
 };
+
+// The log file's text (JSON, format "modelseal-pcr15-log/1") and back. `path`
+// names the file in errors (reason "log-corrupt").
+Result<MeasurementLog> ParsePcr15Log(std::string_view text, const std::string& path = "");
+std::string Pcr15LogToJson(const MeasurementLog& log);
 
 // SHA384 fold from 48 zero bytes over `digests`, in order.
 Bytes ReplayPcr15(const std::vector<Bytes>& digests);

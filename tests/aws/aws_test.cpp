@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 
@@ -83,6 +84,18 @@ TEST(Xml, FindAndDecode) {
   EXPECT_FALSE(xml::Text(doc, "Missing").has_value());
   EXPECT_EQ(xml::Escape("<a&'\">"), "&lt;a&amp;&apos;&quot;&gt;");
   EXPECT_EQ(xml::Decode("&bogus; &#xZZ;"), "&bogus; &#xZZ;");
+}
+
+// A LastModified far in the future (found by fuzzing a ListObjectsV2 listing) used
+// to overflow system_clock's nanosecond count: refused now.
+TEST(Iso8601, ParsesAndRefusesTimesSystemClockCannotHold) {
+  auto t = ParseIso8601("2026-11-25T21:00:00.123Z");
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(std::chrono::system_clock::to_time_t(*t), 1795640400);
+  EXPECT_TRUE(ParseIso8601("2262-01-01T00:00:00Z").has_value());
+  EXPECT_FALSE(ParseIso8601("4790-01-01T00:00:00Z").has_value());
+  EXPECT_FALSE(ParseIso8601("1000-01-01T00:00:00Z").has_value());
+  EXPECT_FALSE(ParseIso8601("2026-11-25 21:00:00").has_value());
 }
 
 TEST(AwsError, FromXmlJsonAndHeaders) {

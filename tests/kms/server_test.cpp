@@ -220,6 +220,22 @@ TEST(VerifyKmsRequest, TamperAndClockSkew) {
   EXPECT_EQ(Reason(VerifyKmsRequest(none, Config(), now)), "MissingAuthenticationTokenException");
 }
 
+// An X-Amz-Date in a year system_clock cannot hold (found by fuzzing) used to
+// overflow its nanosecond count: it is malformed.
+TEST(VerifyKmsRequest, DateBeyondTheClockRangeIsMalformed) {
+  const auto now = std::chrono::system_clock::now();
+  for (const std::string date : {"40520202T000000Z", "99991231T235959Z"}) {
+    InboundRequest r = SignRequest(now, "{}");
+    for (auto& [k, v] : r.headers) {
+      if (k == "x-amz-date") v = date;
+    }
+    EXPECT_EQ(Reason(VerifyKmsRequest(r, Config(), now)), "IncompleteSignatureException") << date;
+    auto pre = PrecheckRequestHead(r, Config(), now);
+    ASSERT_FALSE(pre.ok());
+    EXPECT_EQ(pre.error().reason, "IncompleteSignatureException");
+  }
+}
+
 // A captured request whose x-amz-content-sha256 is signed must not carry another
 // body: the body is always hashed and the header must equal that hash.
 TEST(VerifyKmsRequest, SignedContentHashDoesNotAuthenticateAnotherBody) {

@@ -4,7 +4,10 @@
 #include <atomic>
 #include <cstdlib>
 #include <optional>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "tests/tpm/swtpm_env.h"
 #include "tpm/pcr15.h"
@@ -200,6 +203,37 @@ TEST(TpmBanks, ParseAndPredict) {
   Bytes want(48);
   SHA384(buf.data(), buf.size(), want.data());
   EXPECT_EQ(tpm::ReplayPcr15({d}), want);
+}
+
+// Counts and times must be unsigned integers in range: a float such as 1e300 was
+// converted to uint32_t with undefined behaviour, -1 wrapped.
+TEST(Pcr15Log, ParseRefusesCountsThatAreNotUnsignedIntegers) {
+  const std::string digest(96, 'a');
+  auto log = [&](const std::string& reset, const std::string& time) {
+    return R"({"reset_count":)" + reset +
+           R"(,"restart_count":0,"entries":[{"model":"m","sha384":")" + digest +
+           R"(","pcr15_after":")" + digest + R"(","time_ms":)" + time + "}]}";
+  };
+  auto ok = tpm::ParsePcr15Log(log("4294967295", "1764000000000"));
+  ASSERT_TRUE(ok.ok()) << ok.error().ToString();
+  EXPECT_EQ(ok->boot.reset_count, 4294967295u);
+  ASSERT_EQ(ok->entries.size(), 1u);
+  EXPECT_EQ(ok->entries[0].time_ms, 1764000000000u);
+  auto again = tpm::ParsePcr15Log(tpm::Pcr15LogToJson(*ok));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->entries[0].sha384, ok->entries[0].sha384);
+  for (const auto& [reset, time] :
+       std::vector<std::pair<std::string, std::string>>{{"1e300", "1"},
+                                                        {"-1", "1"},
+                                                        {"4294967296", "1"},
+                                                        {"1.5", "1"},
+                                                        {"0", "-5"},
+                                                        {"0", "1e30"},
+                                                        {"0", "\"1\""}}) {
+    auto bad = tpm::ParsePcr15Log(log(reset, time));
+    ASSERT_FALSE(bad.ok()) << reset << " " << time;
+    EXPECT_EQ(bad.error().reason, "log-corrupt");
+  }
 }
 
 }  // namespace
