@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/text.h"
 #include "kms/sigv4_verify.h"
 
 #include <cstring>
@@ -30,24 +31,12 @@ Error Denied(const std::string& type, const std::string& message) {
   return MakeError(ErrorCode::kPermissionDenied, "kms", type, message);
 }
 
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
 std::vector<std::string> Split(const std::string& s, char sep) {
   std::vector<std::string> out;
   std::string cur;
   std::istringstream in(s);
   while (std::getline(in, cur, sep)) out.push_back(cur);
   return out;
-}
-
-std::string Trim(const std::string& s) {
-  const size_t b = s.find_first_not_of(" \t");
-  const size_t e = s.find_last_not_of(" \t");
-  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
 }
 
 std::optional<std::chrono::system_clock::time_point> ParseAmzDate(const std::string& s) {
@@ -73,7 +62,7 @@ bool IsLowerHex(const std::string& s, size_t len) {
 std::vector<std::string> Values(const InboundRequest& req, const std::string& lname) {
   std::vector<std::string> out;
   for (const auto& [k, v] : req.headers) {
-    if (Lower(k) == lname) out.push_back(v);
+    if (AsciiLower(k) == lname) out.push_back(v);
   }
   return out;
 }
@@ -112,7 +101,7 @@ Result<Head> CheckHead(const InboundRequest& req, const VerifierConfig& config,
   }
   std::optional<std::string> credential, signed_headers, signature;
   for (const auto& part : Split(auths[0].substr(kAlg.size()), ',')) {
-    const std::string p = Trim(part);
+    const std::string p = Trim(part, " \t");
     auto take = [&](const char* prefix, std::optional<std::string>& slot) -> Status {
       const size_t n = std::strlen(prefix);
       if (p.rfind(prefix, 0) != 0) return Ok{};
@@ -170,7 +159,7 @@ Result<Head> CheckHead(const InboundRequest& req, const VerifierConfig& config,
   h.signed_headers = Split(*signed_headers, ';');
   for (size_t i = 0; i < h.signed_headers.size(); ++i) {
     const std::string& n = h.signed_headers[i];
-    if (n.empty() || n != Lower(n) || (i > 0 && h.signed_headers[i - 1] >= n)) {
+    if (n.empty() || n != AsciiLower(n) || (i > 0 && h.signed_headers[i - 1] >= n)) {
       return Denied(kIncompleteSignature,
                     "SignedHeaders must be lower-case, sorted and without repeats");
     }
@@ -210,7 +199,7 @@ Result<VerifiedRequest> Verify(const InboundRequest& req, const VerifierConfig& 
       aws::Sha256Hex(std::span(reinterpret_cast<const uint8_t*>(req.body.data()), req.body.size()));
   // The body is always hashed; a declared hash must be that hash.
   if (const auto declared = Values(req, "x-amz-content-sha256");
-      !declared.empty() && Lower(Trim(declared[0])) != payload) {
+      !declared.empty() && AsciiLower(Trim(declared[0], " \t")) != payload) {
     return Denied(kInvalidSignature,
                   "The provided 'x-amz-content-sha256' header does not match what was computed.");
   }
@@ -244,7 +233,7 @@ Result<VerifiedRequest> Verify(const InboundRequest& req, const VerifierConfig& 
   aws::SignHeaders(sr, *creds_obj, params, payload);
   std::string expected;
   for (const auto& [k, v] : sr.headers) {
-    if (Lower(k) == "authorization") expected = v.substr(v.rfind("Signature=") + 10);
+    if (AsciiLower(k) == "authorization") expected = v.substr(v.rfind("Signature=") + 10);
   }
   if (expected.size() != h.signature.size() ||
       CRYPTO_memcmp(expected.data(), h.signature.data(), expected.size()) != 0) {
