@@ -1,5 +1,6 @@
 #include "aws/imds.h"
 #include "aws/errors.h"
+#include "common/time.h"
 
 #include <nlohmann/json.hpp>
 
@@ -99,14 +100,7 @@ std::optional<std::chrono::system_clock::time_point> ParseIso8601(std::string_vi
     while (*end >= '0' && *end <= '9') ++end;
   }
   if (*end != 'Z' && *end != '\0') return std::nullopt;
-  // A time system_clock cannot hold (before 1678 or after 2262 with its nanosecond
-  // ticks) would overflow in from_time_t.
-  const time_t t = timegm(&tm);
-  constexpr auto kLimit =
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::duration::max())
-          .count();
-  if (t > kLimit || t < -kLimit) return std::nullopt;
-  return std::chrono::system_clock::from_time_t(t);
+  return UtcTimePoint(tm);
 }
 
 namespace {

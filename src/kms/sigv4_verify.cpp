@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/text.h"
+#include "common/time.h"
 #include "kms/sigv4_verify.h"
 
 #include <cstring>
@@ -42,14 +43,7 @@ std::vector<std::string> Split(const std::string& s, char sep) {
 std::optional<std::chrono::system_clock::time_point> ParseAmzDate(const std::string& s) {
   std::tm tm{};
   if (s.size() != 16 || strptime(s.c_str(), "%Y%m%dT%H%M%SZ", &tm) == nullptr) return std::nullopt;
-  // A year system_clock cannot hold (after 2262 with its nanosecond ticks) would
-  // overflow in from_time_t.
-  const time_t t = timegm(&tm);
-  constexpr auto kLimit =
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::duration::max())
-          .count();
-  if (t > kLimit || t < -kLimit) return std::nullopt;
-  return std::chrono::system_clock::from_time_t(t);
+  return UtcTimePoint(tm);
 }
 
 bool IsLowerHex(const std::string& s, size_t len) {
