@@ -218,8 +218,6 @@ class DevAuthority {
   std::string dir_;
 };
 
-// Milliseconds since the epoch, now.
-uint64_t NowMs();
 // RFC 3339 ("2026-11-25T20:41:00Z", offsets and fractions accepted) or a plain
 // integer of ms since the epoch. reason "bad-time".
 Result<uint64_t> ParseTime(const std::string& s);

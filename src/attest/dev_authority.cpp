@@ -14,6 +14,7 @@
 #include <iterator>
 
 #include "attest/internal.h"
+#include "common/clock.h"
 #include "common/io.h"
 #include "common/ossl.h"
 
@@ -251,7 +252,7 @@ Result<Bytes> DevAuthority::Issue(const std::map<uint32_t, Bytes>& sha384_pcrs,
   d.kind = DocumentKind::kNitroTpm;
   d.module_id = impl_->module_id;
   d.digest = "SHA384";
-  d.timestamp_ms = timestamp_ms ? timestamp_ms : NowMs();
+  d.timestamp_ms = timestamp_ms ? timestamp_ms : NowUnixMs();
   d.pcrs = sha384_pcrs;
   d.certificate = impl_->leaf_der;
   d.cabundle = {impl_->root_der, impl_->inter_der};

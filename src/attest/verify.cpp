@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "attest/internal.h"
+#include "common/clock.h"
 #include "common/ossl.h"
 
 namespace modelseal::attest {
@@ -211,7 +212,7 @@ Result<AttestationDocument> VerifiedDocument(const VerificationReport& report) {
 VerificationReport VerifyAttestationDocument(std::span<const uint8_t> data,
                                              const VerifyOptions& options) {
   VerificationReport r;
-  r.at_ms = options.at_ms ? *options.at_ms : NowMs();
+  r.at_ms = options.at_ms ? *options.at_ms : NowUnixMs();
   r.checks.reserve(6);  // the references below must stay valid
   CheckResult& structure = Add(r, "structure");
   CheckResult& chain = Add(r, "chain");

@@ -8,7 +8,6 @@
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
-#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -196,12 +195,6 @@ Result<Bytes> DerSignatureToRaw(std::span<const uint8_t> der, size_t half) {
     return OpenSslError("attest", "ECDSA signature component too large");
   }
   return out;
-}
-
-uint64_t NowMs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
 }
 
 std::string FormatTimeMs(uint64_t ms) {

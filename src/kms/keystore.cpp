@@ -8,12 +8,12 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/clock.h"
 #include "common/io.h"
 #include "common/ossl.h"
 #include "kms/master_seal.h"
@@ -30,12 +30,6 @@ constexpr uint8_t kBlobMagic[4] = {'M', 'S', 'K', 0x01};
 
 Error KmsError(ErrorCode code, const std::string& reason, const std::string& msg) {
   return MakeError(code, "kms", reason, msg);
-}
-
-uint64_t NowMs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
 }
 
 std::string NewUuid() {
@@ -409,7 +403,7 @@ Result<KeyMetadata> KeyStore::CreateKey(const std::string& description, const st
   e.meta.key_id = NewUuid();
   e.meta.arn = "arn:aws:kms:" + region_ + ":" + account_ + ":key/" + e.meta.key_id;
   e.meta.description = description;
-  e.meta.creation_ms = NowMs();
+  e.meta.creation_ms = NowUnixMs();
   e.meta.policy = policy;
   SecretBuffer material(32);
   MS_RETURN_IF_ERROR(RandomBytes(material.data(), material.size()));
@@ -532,7 +526,7 @@ Result<KeyMetadata> KeyStore::ScheduleDeletion(const std::string& key_ref, int p
   }
   const KeyMetadata old = entry->meta;
   entry->meta.state = "PendingDeletion";
-  entry->meta.deletion_ms = NowMs() + static_cast<uint64_t>(pending_days) * 86400000ULL;
+  entry->meta.deletion_ms = NowUnixMs() + static_cast<uint64_t>(pending_days) * 86400000ULL;
   Status s = Save();
   if (!s.ok()) {
     entry->meta = old;

@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "common/bytes.h"
+#include "common/clock.h"
 #include "kms/service_internal.h"
 
 namespace modelseal::kms {
@@ -106,7 +107,7 @@ Status KeyService::health() const {
 
 Status KeyService::Audit(const Call& c) {
   if (config_.audit_log_path.empty()) return Ok{};
-  json line = {{"time", attest::FormatTimeMs(attest::NowMs())},
+  json line = {{"time", attest::FormatTimeMs(NowUnixMs())},
                {"operation", c.operation},
                {"principal", c.principal},
                {"key", c.key_arn},

@@ -7,11 +7,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 
+#include "common/clock.h"
 #include "common/io.h"
 
 namespace modelseal::tpm {
@@ -83,12 +83,6 @@ Result<MeasurementLog> CurrentLog(const std::string& path, const BootId& boot, b
   MeasurementLog fresh;
   fresh.boot = boot;
   return fresh;
-}
-
-uint64_t NowMs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
 }
 
 }  // namespace
@@ -174,7 +168,7 @@ Result<MeasurementEntry> ExtendPcr15(Tpm& tpm, const std::string& state_dir,
   MS_RETURN_IF_ERROR(tpm.ReadPcrs(Bank::kSha384));
   MS_RETURN_IF_ERROR(tpm.ExtendPcr(kModelPcr, Bank::kSha384, sha384));
   MS_ASSIGN_OR_RETURN(auto pcrs, tpm.ReadPcrs(Bank::kSha384));
-  MeasurementEntry e{model_name, Bytes(sha384.begin(), sha384.end()), pcrs[kModelPcr], NowMs()};
+  MeasurementEntry e{model_name, Bytes(sha384.begin(), sha384.end()), pcrs[kModelPcr], NowUnixMs()};
   log.entries.push_back(e);
   MS_RETURN_IF_ERROR(SaveLog(path, log));
   return e;
@@ -189,7 +183,7 @@ Result<MeasurementEntry> MarkUnloaded(Tpm& tpm, const std::string& state_dir,
   MS_ASSIGN_OR_RETURN(MeasurementLog log, CurrentLog(path, boot, &stale));
   for (auto it = log.entries.rbegin(); it != log.entries.rend(); ++it) {
     if (it->model_name != model_name || it->unloaded_ms != 0) continue;
-    it->unloaded_ms = NowMs();
+    it->unloaded_ms = NowUnixMs();
     MS_RETURN_IF_ERROR(SaveLog(path, log));
     return *it;
   }

@@ -12,6 +12,7 @@
 #include "attest/attest.h"
 #include "attest/cbor.h"
 #include "attest/internal.h"
+#include "common/clock.h"
 
 #ifndef MODELSEAL_TEST_DATA
 #define MODELSEAL_TEST_DATA "tests/attest/data"
@@ -159,7 +160,7 @@ TEST_F(DevDocTest, EveryTamperedFieldFailsTheSignature) {
 
 TEST_F(DevDocTest, SignatureOverOtherBytesFails) {
   const Bytes a = Issue();
-  const Bytes b = Issue(NowMs() - 1000);
+  const Bytes b = Issue(NowUnixMs() - 1000);
   auto ta = cbor::Decode(a);
   auto tb = cbor::Decode(b);
   ta->items[3] = tb->items[3];  // b's signature on a's payload
@@ -188,7 +189,7 @@ TEST_F(DevDocTest, ChainCacheKeepsEveryOtherCheck) {
   EXPECT_FALSE(r.verified);
   EXPECT_EQ(Check(r, "signature").outcome, CheckOutcome::kFailed);
   VerifyOptions late = o;
-  late.at_ms = NowMs() + 40ULL * 24 * 3600 * 1000;
+  late.at_ms = NowUnixMs() + 40ULL * 24 * 3600 * 1000;
   EXPECT_EQ(Check(VerifyAttestationDocument(doc, late), "validity").outcome, CheckOutcome::kFailed);
   VerifyOptions aws_only;
   aws_only.chain_cache = cache;  // same cache, other roots: no hit
@@ -202,14 +203,14 @@ TEST_F(DevDocTest, ChainCacheKeepsEveryOtherCheck) {
 TEST_F(DevDocTest, ExpiredAndNotYetValidChainsFailValidity) {
   const Bytes doc = Issue();
   VerifyOptions o = DevOnly();
-  o.at_ms = NowMs() + 40ULL * 24 * 3600 * 1000;  // after the 30-day leaf
+  o.at_ms = NowUnixMs() + 40ULL * 24 * 3600 * 1000;  // after the 30-day leaf
   auto r = VerifyAttestationDocument(doc, o);
   EXPECT_FALSE(r.verified);
   EXPECT_EQ(Check(r, "validity").outcome, CheckOutcome::kFailed);
   EXPECT_NE(Check(r, "validity").detail.find("expired"), std::string::npos);
   EXPECT_EQ(Check(r, "chain").outcome, CheckOutcome::kPassed);
   EXPECT_EQ(r.status().error().reason, "attestation-validity-failed");
-  o.at_ms = NowMs() - 2ULL * 24 * 3600 * 1000;  // before the chain existed
+  o.at_ms = NowUnixMs() - 2ULL * 24 * 3600 * 1000;  // before the chain existed
   r = VerifyAttestationDocument(doc, o);
   EXPECT_EQ(Check(r, "validity").outcome, CheckOutcome::kFailed);
 }
@@ -226,7 +227,7 @@ TEST_F(DevDocTest, WrongOrMissingNonceAndOldDocumentsFail) {
   r = VerifyAttestationDocument(*no_nonce, o);
   EXPECT_EQ(Check(r, "nonce").outcome, CheckOutcome::kFailed);
 
-  const Bytes old = Issue(NowMs() - 600000);  // ten minutes old
+  const Bytes old = Issue(NowUnixMs() - 600000);  // ten minutes old
   o = DevOnly();
   o.max_age_ms = 300000;
   r = VerifyAttestationDocument(old, o);
@@ -234,7 +235,7 @@ TEST_F(DevDocTest, WrongOrMissingNonceAndOldDocumentsFail) {
   EXPECT_EQ(Check(r, "max-age").outcome, CheckOutcome::kFailed);
   o.max_age_ms = 900000;
   EXPECT_TRUE(VerifyAttestationDocument(old, o).verified);
-  const Bytes future = Issue(NowMs() + 3600000);
+  const Bytes future = Issue(NowUnixMs() + 3600000);
   r = VerifyAttestationDocument(future, o);
   EXPECT_EQ(Check(r, "max-age").outcome, CheckOutcome::kFailed);
 }

@@ -4,10 +4,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "common/bytes.h"
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/io.h"
 #include "common/memfd.h"
@@ -77,6 +80,26 @@ TEST(Error, ResultAndStatus) {
   };
   EXPECT_EQ(*f(false), 8);
   EXPECT_EQ(f(true).error().reason, "x");
+}
+
+TEST(Clock, ASetClockHoldsInEveryThreadUntilItEnds) {
+  const auto system_ms = [] {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  };
+  const uint64_t before = system_ms();
+  EXPECT_GE(NowUnixMs(), before);
+  {
+    ScopedWallClock at(1767225600000ULL);
+    EXPECT_EQ(NowUnixMs(), 1767225600000ULL);
+    std::atomic<uint64_t> seen{0};
+    std::thread([&] { seen = NowUnixMs(); }).join();
+    EXPECT_EQ(seen.load(), 1767225600000ULL);
+  }
+  const uint64_t after = NowUnixMs();
+  EXPECT_GE(after, before);
+  EXPECT_LE(after, system_ms());
 }
 
 TEST(ParallelFor, RunsEveryItemOnce) {

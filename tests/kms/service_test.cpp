@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "attest/attest.h"
+#include "common/clock.h"
 #include "common/ossl.h"
 #include "kms/recipient.h"
 #include "kms/service.h"
@@ -270,6 +271,28 @@ TEST_F(ServiceTest, OperationsAndTheirShapes) {
   EXPECT_EQ(Call(*service_, "Decrypt", {{"CiphertextBlob", enc["CiphertextBlob"]}}, kOwner,
                  400)["__type"],
             "KMSInvalidStateException");
+}
+
+// Dates come from the clock: CreationDate at creation, DeletionDate the pending window
+// later, both in epoch seconds as AWS returns them. 1767225600 is 2026-01-01T00:00:00Z and
+// 1767830400 is seven days later (date -u -d 2026-01-08 +%s).
+TEST_F(ServiceTest, KeyDatesComeFromTheClock) {
+  std::string id;
+  {
+    ScopedWallClock at(1767225600000ULL);
+    json key = Call(*service_, "CreateKey", json::object(), kOwner);
+    id = key["KeyMetadata"]["KeyId"];
+    EXPECT_EQ(key["KeyMetadata"]["CreationDate"], 1767225600.0);
+    json del =
+        Call(*service_, "ScheduleKeyDeletion", {{"KeyId", id}, {"PendingWindowInDays", 7}}, kOwner);
+    EXPECT_EQ(del["DeletionDate"], 1767830400.0);
+  }
+  json meta = Call(*service_, "DescribeKey", {{"KeyId", id}}, kOwner)["KeyMetadata"];
+  EXPECT_EQ(meta["CreationDate"], 1767225600.0);
+  EXPECT_EQ(meta["DeletionDate"], 1767830400.0);
+  // The clock runs again: a key made now is dated after 2026-11-01.
+  json later = Call(*service_, "CreateKey", json::object(), kOwner);
+  EXPECT_GT(later["KeyMetadata"]["CreationDate"].get<double>(), 1793491200.0);
 }
 
 TEST_F(ServiceTest, BadInputGetsAwsErrorsAndChangesNothing) {

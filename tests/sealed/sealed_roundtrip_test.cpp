@@ -3,6 +3,7 @@
 #include <cstring>
 #include <random>
 
+#include "common/clock.h"
 #include "tests/sealed/testutil.h"
 
 namespace modelseal::sealed {
@@ -59,6 +60,25 @@ TEST(Seal, HeaderCarriesDigestsAndMetadata) {
   EXPECT_EQ(h->chunk_count(), 3u);
   EXPECT_EQ(h->created_unix_ms, 1764000000000u);
   EXPECT_EQ(ToHex(h->sha384), ToHex(d384));
+}
+
+// Without a creation time of its own, a header is stamped with the clock's.
+TEST(Seal, HeaderWithoutACreationTimeTakesTheClocks) {
+  const SecretBuffer key = TestKey();
+  const Bytes plain = RandomData(100, 3);
+  SealKey sk{&key, "arn:aws:kms:eu-west-1:111122223333:key/test", Bytes{1}, {}};
+  MemorySource src(plain);
+  VectorSink out;
+  Result<Header> h = Error{};
+  {
+    ScopedWallClock at(1767225600123ULL);
+    h = Seal(src, out, sk, {"tiny", "file", "tiny.gguf"}, SealOptions{});
+  }
+  ASSERT_TRUE(h.ok()) << h.error().ToString();
+  MemorySource sealed_src(out.bytes());
+  auto read = ReadHeaderUnauthenticated(sealed_src);
+  ASSERT_TRUE(read.ok()) << read.error().ToString();
+  EXPECT_EQ(read->created_unix_ms, 1767225600123u);
 }
 
 TEST(Seal, ParallelAndSequentialOutputIdentical) {
