@@ -110,10 +110,14 @@ class ChainCache {
   explicit ChainCache(size_t capacity = 4096) : capacity_(capacity) {}
   std::optional<Entry> Find(const Bytes& key) const;
   void Insert(const Bytes& key, Entry entry);
+  // How many Finds the cache answered, and how many chains it holds.
+  uint64_t hits() const;
+  size_t size() const;
 
  private:
   size_t capacity_;
   mutable std::mutex mu_;
+  mutable uint64_t hits_ = 0;
   std::map<Bytes, Entry> entries_;
 };
 

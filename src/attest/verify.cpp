@@ -25,14 +25,8 @@ struct StackFree {
   void operator()(STACK_OF(X509) * s) const { sk_X509_pop_free(s, X509_free); }
 };
 
-CheckResult& Add(VerificationReport& r, const char* name) {
-  r.checks.push_back(CheckResult{name, CheckOutcome::kNotRun, ""});
-  return r.checks.back();
-}
-
-void Set(CheckResult& c, bool ok, std::string detail) {
-  c.outcome = ok ? CheckOutcome::kPassed : CheckOutcome::kFailed;
-  c.detail = std::move(detail);
+CheckResult Made(const char* name, bool ok, std::string detail) {
+  return CheckResult{name, ok ? CheckOutcome::kPassed : CheckOutcome::kFailed, std::move(detail)};
 }
 
 // Leaf -> cabundle -> one of `roots`, signatures and CA constraints only (dates
@@ -209,137 +203,145 @@ Result<AttestationDocument> VerifiedDocument(const VerificationReport& report) {
   return *report.document;
 }
 
+namespace {
+
+// The chain step: leaf -> cabundle -> one of the roots, answered from the cache when
+// it holds this chain for these roots. Sets the report's root name and whether the
+// root is a development one; `cached` gets the chain's entry when there is one.
+CheckResult ChainStep(const AttestationDocument& d, const std::vector<TrustedRoot>& roots,
+                      const VerifyOptions& options, VerificationReport& r,
+                      std::optional<ChainCache::Entry>& cached) {
+  Bytes cache_key;
+  if (options.chain_cache) {
+    cache_key = ChainCacheKey(d, roots);
+    cached = options.chain_cache->Find(cache_key);
+  }
+  const bool hit = cached.has_value();
+  Result<std::string> root = hit ? Result<std::string>(cached->root_name) : CheckChain(d, roots);
+  if (!root.ok()) return Made("chain", false, root.error().message);
+  if (options.chain_cache && !hit) {
+    const TrustedRoot* tr = nullptr;
+    for (const auto& t : roots) {
+      if (t.name == *root) tr = &t;
+    }
+    auto window = tr ? ChainWindow(d, tr->der)
+                     : Result<std::pair<uint64_t, uint64_t>>(
+                           MakeError(ErrorCode::kInternal, "attest", "chain", "root"));
+    auto key = LeafKey(d);
+    if (window.ok() && key.ok()) {
+      ChainCache::Entry e{*root, window->first, window->second, *key};
+      options.chain_cache->Insert(cache_key, e);
+      cached = e;
+    }
+  }
+  r.root_name = *root;
+  auto aws = AwsNitroRootDer();
+  bool is_aws = false;
+  for (const auto& tr : roots) {
+    if (tr.name == *root && aws.ok() && tr.der == *aws) is_aws = true;
+  }
+  r.development = !is_aws;
+  return Made("chain", true,
+              "leaf -> " + std::to_string(d.cabundle.size()) +
+                  " cabundle certificates -> trusted root '" + *root + "'" +
+                  (hit ? " (from the chain cache)" : ""));
+}
+
+// A cached chain answers from its window; outside it (or uncached) every certificate
+// is checked so the failure names the one at fault.
+CheckResult ValidityStep(const AttestationDocument& d, const std::vector<TrustedRoot>& roots,
+                         const std::optional<ChainCache::Entry>& cached,
+                         const VerificationReport& r) {
+  const bool in_cached_window =
+      cached && r.at_ms >= cached->not_before_ms && r.at_ms <= cached->not_after_ms;
+  std::string problem;
+  if (!in_cached_window) {
+    problem = ValidityProblem(d.certificate, "leaf certificate", r.at_ms);
+    for (size_t i = 0; problem.empty() && i < d.cabundle.size(); ++i) {
+      const std::string what = "cabundle[" + std::to_string(i) + "]";
+      problem = ValidityProblem(d.cabundle[i], what.c_str(), r.at_ms);
+    }
+    // The trusted root the chain ended at, in case the cabundle did not carry it.
+    for (const auto& tr : roots) {
+      if (problem.empty() && !r.root_name.empty() && tr.name == r.root_name) {
+        problem = ValidityProblem(tr.der, "trusted root", r.at_ms);
+      }
+    }
+  }
+  return Made("validity", problem.empty(),
+              problem.empty() ? "every certificate is valid at " + FormatTimeMs(r.at_ms) : problem);
+}
+
+CheckResult NonceStep(const AttestationDocument& d, const VerifyOptions& options) {
+  if (!options.expected_nonce) return CheckResult{"nonce", CheckOutcome::kNotRequested, ""};
+  const Bytes& want = *options.expected_nonce;
+  if (!d.nonce) return Made("nonce", false, "the document has no nonce; expected " + ToHex(want));
+  if (*d.nonce != want) {
+    return Made("nonce", false, "nonce " + ToHex(*d.nonce) + " is not the expected " + ToHex(want));
+  }
+  return Made("nonce", true, "nonce matches");
+}
+
+CheckResult MaxAgeStep(const AttestationDocument& d, const VerifyOptions& options, uint64_t at_ms) {
+  if (!options.max_age_ms) return CheckResult{"max-age", CheckOutcome::kNotRequested, ""};
+  if (d.timestamp_ms > at_ms + kFutureSkewMs) {
+    return Made("max-age", false,
+                "timestamp " + FormatTimeMs(d.timestamp_ms) + " is in the future");
+  }
+  if (at_ms > d.timestamp_ms && at_ms - d.timestamp_ms > *options.max_age_ms) {
+    return Made("max-age", false,
+                "document is " + std::to_string((at_ms - d.timestamp_ms) / 1000) +
+                    " s old, more than the allowed " + std::to_string(*options.max_age_ms / 1000) +
+                    " s");
+  }
+  return Made("max-age", true, "timestamp " + FormatTimeMs(d.timestamp_ms) + " is recent enough");
+}
+
+}  // namespace
+
+// Each check in its fixed order: structure, chain, validity, signature, nonce, max-age.
+// Verified only when none failed and none was left unrun.
 VerificationReport VerifyAttestationDocument(std::span<const uint8_t> data,
                                              const VerifyOptions& options) {
   VerificationReport r;
   r.at_ms = options.at_ms ? *options.at_ms : NowUnixMs();
-  r.checks.reserve(6);  // the references below must stay valid
-  CheckResult& structure = Add(r, "structure");
-  CheckResult& chain = Add(r, "chain");
-  CheckResult& validity = Add(r, "validity");
-  CheckResult& signature = Add(r, "signature");
-  CheckResult& nonce = Add(r, "nonce");
-  CheckResult& max_age = Add(r, "max-age");
-
   auto parsed = ParseAttestationDocument(data);
   if (!parsed.ok()) {
-    Set(structure, false, parsed.error().message);
-    for (CheckResult* c : {&chain, &validity, &signature, &nonce, &max_age}) {
-      c->detail = "not run: the document did not parse";
+    r.checks.push_back(Made("structure", false, parsed.error().message));
+    for (const char* name : {"chain", "validity", "signature", "nonce", "max-age"}) {
+      r.checks.push_back(
+          CheckResult{name, CheckOutcome::kNotRun, "not run: the document did not parse"});
     }
     return r;
   }
   const ParsedDocument& p = *parsed;
   const AttestationDocument& d = p.doc;
   r.document = d;
-  Set(structure, true,
-      std::string(d.kind == DocumentKind::kNitroTpm ? "NitroTPM" : "Nitro Enclaves") +
-          " document, " + std::to_string(d.pcrs.size()) + " PCRs, " +
-          std::to_string(d.cabundle.size()) + " CA certificates");
+  r.checks.push_back(
+      Made("structure", true,
+           std::string(d.kind == DocumentKind::kNitroTpm ? "NitroTPM" : "Nitro Enclaves") +
+               " document, " + std::to_string(d.pcrs.size()) + " PCRs, " +
+               std::to_string(d.cabundle.size()) + " CA certificates"));
 
   std::vector<TrustedRoot> roots = options.roots;
+  std::optional<ChainCache::Entry> cached;
   if (roots.empty()) {
     auto aws = AwsRoot();
-    if (!aws.ok()) {
-      Set(chain, false, aws.error().message);
-    } else {
-      roots.push_back(std::move(*aws));
-    }
+    if (aws.ok()) roots.push_back(std::move(*aws));
+    if (!aws.ok()) r.checks.push_back(Made("chain", false, aws.error().message));
   }
-  std::optional<ChainCache::Entry> cached;
-  if (!roots.empty()) {
-    Bytes cache_key;
-    if (options.chain_cache) {
-      cache_key = ChainCacheKey(d, roots);
-      cached = options.chain_cache->Find(cache_key);
-    }
-    Result<std::string> root =
-        cached ? Result<std::string>(cached->root_name) : CheckChain(d, roots);
-    if (options.chain_cache && !cached && root.ok()) {
-      const TrustedRoot* tr = nullptr;
-      for (const auto& t : roots) {
-        if (t.name == *root) tr = &t;
-      }
-      auto window = tr ? ChainWindow(d, tr->der)
-                       : Result<std::pair<uint64_t, uint64_t>>(
-                             MakeError(ErrorCode::kInternal, "attest", "chain", "root"));
-      auto key = LeafKey(d);
-      if (window.ok() && key.ok()) {
-        ChainCache::Entry e{*root, window->first, window->second, *key};
-        options.chain_cache->Insert(cache_key, e);
-        cached = e;
-      }
-    }
-    if (root.ok()) {
-      r.root_name = *root;
-      auto aws = AwsNitroRootDer();
-      bool is_aws = false;
-      for (const auto& tr : roots) {
-        if (tr.name == *root && aws.ok() && tr.der == *aws) is_aws = true;
-      }
-      r.development = !is_aws;
-      Set(chain, true,
-          "leaf -> " + std::to_string(d.cabundle.size()) +
-              " cabundle certificates -> trusted root '" + *root + "'");
-    } else {
-      Set(chain, false, root.error().message);
-    }
-  }
-
-  // A cached chain answers from its window; outside it (or uncached) every
-  // certificate is checked so the failure names the one at fault.
-  const bool in_cached_window =
-      cached && r.at_ms >= cached->not_before_ms && r.at_ms <= cached->not_after_ms;
-  std::string problem = in_cached_window
-                            ? std::string()
-                            : ValidityProblem(d.certificate, "leaf certificate", r.at_ms);
-  for (size_t i = 0; !in_cached_window && problem.empty() && i < d.cabundle.size(); ++i) {
-    const std::string what = "cabundle[" + std::to_string(i) + "]";
-    problem = ValidityProblem(d.cabundle[i], what.c_str(), r.at_ms);
-  }
-  // The trusted root the chain ended at, in case the cabundle did not carry it.
-  for (const auto& tr : roots) {
-    if (!in_cached_window && problem.empty() && !r.root_name.empty() && tr.name == r.root_name) {
-      problem = ValidityProblem(tr.der, "trusted root", r.at_ms);
-    }
-  }
-  Set(validity, problem.empty(),
-      problem.empty() ? "every certificate is valid at " + FormatTimeMs(r.at_ms) : problem);
-
+  if (!roots.empty()) r.checks.push_back(ChainStep(d, roots, options, r, cached));
+  r.checks.push_back(ValidityStep(d, roots, cached, r));
   Status sig = CheckSignature(p, cached ? cached->leaf_key.get() : nullptr);
-  Set(signature, sig.ok(),
-      sig.ok() ? "ES384 signature verifies with the leaf key" : sig.error().message);
+  r.checks.push_back(
+      Made("signature", sig.ok(),
+           sig.ok() ? "ES384 signature verifies with the leaf key" : sig.error().message));
+  r.checks.push_back(NonceStep(d, options));
+  r.checks.push_back(MaxAgeStep(d, options, r.at_ms));
 
-  if (options.expected_nonce) {
-    const bool ok = d.nonce && *d.nonce == *options.expected_nonce;
-    Set(nonce, ok,
-        ok ? "nonce matches"
-           : (d.nonce ? "nonce " + ToHex(*d.nonce) + " is not the expected " +
-                            ToHex(*options.expected_nonce)
-                      : "the document has no nonce; expected " + ToHex(*options.expected_nonce)));
-  } else {
-    nonce.outcome = CheckOutcome::kNotRequested;
-  }
-
-  if (options.max_age_ms) {
-    if (d.timestamp_ms > r.at_ms + kFutureSkewMs) {
-      Set(max_age, false, "timestamp " + FormatTimeMs(d.timestamp_ms) + " is in the future");
-    } else if (r.at_ms > d.timestamp_ms && r.at_ms - d.timestamp_ms > *options.max_age_ms) {
-      Set(max_age, false,
-          "document is " + std::to_string((r.at_ms - d.timestamp_ms) / 1000) +
-              " s old, more than the allowed " + std::to_string(*options.max_age_ms / 1000) + " s");
-    } else {
-      Set(max_age, true, "timestamp " + FormatTimeMs(d.timestamp_ms) + " is recent enough");
-    }
-  } else {
-    max_age.outcome = CheckOutcome::kNotRequested;
-  }
-
-  r.verified = true;
-  for (const auto& c : r.checks) {
-    if (c.outcome == CheckOutcome::kFailed || c.outcome == CheckOutcome::kNotRun)
-      r.verified = false;
-  }
+  r.verified = std::none_of(r.checks.begin(), r.checks.end(), [](const CheckResult& c) {
+    return c.outcome == CheckOutcome::kFailed || c.outcome == CheckOutcome::kNotRun;
+  });
   return r;
 }
 
@@ -347,7 +349,18 @@ std::optional<ChainCache::Entry> ChainCache::Find(const Bytes& key) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(key);
   if (it == entries_.end()) return std::nullopt;
+  ++hits_;
   return it->second;
+}
+
+uint64_t ChainCache::hits() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return hits_;
+}
+
+size_t ChainCache::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return entries_.size();
 }
 
 void ChainCache::Insert(const Bytes& key, Entry entry) {

@@ -181,16 +181,25 @@ TEST_F(DevDocTest, ChainCacheKeepsEveryOtherCheck) {
   VerifyOptions o = DevOnly();
   o.chain_cache = cache;
   const Bytes doc = Issue();
-  ASSERT_TRUE(VerifyAttestationDocument(doc, o).verified);
-  ASSERT_TRUE(VerifyAttestationDocument(Issue(), o).verified);  // cache hit
+  auto first = VerifyAttestationDocument(doc, o);
+  ASSERT_TRUE(first.verified);
+  EXPECT_EQ(cache->hits(), 0u);
+  EXPECT_EQ(cache->size(), 1u);
+  EXPECT_EQ(Check(first, "chain").detail.find("chain cache"), std::string::npos);
+  auto second = VerifyAttestationDocument(Issue(), o);  // another document, same chain
+  ASSERT_TRUE(second.verified);
+  EXPECT_EQ(cache->hits(), 1u);
+  EXPECT_NE(Check(second, "chain").detail.find("(from the chain cache)"), std::string::npos);
   const Bytes tampered =
       Tamper(doc, [](cbor::Value& m) { Field(m, "module_id")->text = "i-evil"; });
   auto r = VerifyAttestationDocument(tampered, o);
+  EXPECT_EQ(cache->hits(), 2u);
   EXPECT_FALSE(r.verified);
   EXPECT_EQ(Check(r, "signature").outcome, CheckOutcome::kFailed);
   VerifyOptions late = o;
   late.at_ms = NowUnixMs() + 40ULL * 24 * 3600 * 1000;
   EXPECT_EQ(Check(VerifyAttestationDocument(doc, late), "validity").outcome, CheckOutcome::kFailed);
+  EXPECT_EQ(cache->hits(), 3u);
   VerifyOptions aws_only;
   aws_only.chain_cache = cache;  // same cache, other roots: no hit
   EXPECT_EQ(Check(VerifyAttestationDocument(doc, aws_only), "chain").outcome,
@@ -198,6 +207,8 @@ TEST_F(DevDocTest, ChainCacheKeepsEveryOtherCheck) {
   auto foreign = other_->Issue(FakePcrs(), {});
   ASSERT_TRUE(foreign.ok());
   EXPECT_EQ(Check(VerifyAttestationDocument(*foreign, o), "chain").outcome, CheckOutcome::kFailed);
+  EXPECT_EQ(cache->hits(), 3u);
+  EXPECT_EQ(cache->size(), 1u);
 }
 
 TEST_F(DevDocTest, ExpiredAndNotYetValidChainsFailValidity) {
@@ -324,8 +335,13 @@ TEST(AwsDocument, RealEnclaveDocumentVerifiesAtItsTime) {
   VerifyOptions o;
   o.at_ms = *ParseTime("2022-09-15T17:44:24Z");
   auto r = VerifyAttestationDocument(doc, o);
-  for (const auto& c : r.checks) SCOPED_TRACE(c.name + ": " + c.detail);
   EXPECT_TRUE(r.verified) << r.status().error().ToString();
+  for (const char* name : {"structure", "chain", "validity", "signature"}) {
+    EXPECT_EQ(Check(r, name).outcome, CheckOutcome::kPassed)
+        << name << ": " << Check(r, name).detail;
+  }
+  EXPECT_EQ(Check(r, "nonce").outcome, CheckOutcome::kNotRequested);
+  EXPECT_EQ(Check(r, "max-age").outcome, CheckOutcome::kNotRequested);
   EXPECT_FALSE(r.development);
   EXPECT_EQ(r.root_name, "aws-nitro");
   ASSERT_TRUE(r.document);
