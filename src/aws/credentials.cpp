@@ -411,8 +411,7 @@ Result<std::string> ResolveRegion(std::shared_ptr<net::HttpTransport> transport)
 std::optional<std::string> EndpointOverride(std::string_view service_id) {
   std::string id(service_id);
   for (char& c : id) {
-    c = (c == ' ' || c == '-') ? '_'
-                               : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    c = (c == ' ' || c == '-') ? '_' : AsciiUpper(c);
   }
   std::string v = Env(("AWS_ENDPOINT_URL_" + id).c_str());
   if (!v.empty()) return v;

@@ -23,6 +23,7 @@
 #include "common/digest.h"
 #include "common/io.h"
 #include "common/ossl.h"
+#include "common/text.h"
 #include "httpd/httpd.h"
 #include "kms/client.h"
 #include "pipeline/pipeline.h"
@@ -107,7 +108,7 @@ Status EnsureCredentials(const std::string& kms_dir) {
        {std::pair{"owner", kOwnerPrincipal}, std::pair{"consumer", kConsumerPrincipal}}) {
     MS_ASSIGN_OR_RETURN(std::string id, RandomHex(8));
     MS_ASSIGN_OR_RETURN(std::string secret, RandomHex(20));
-    std::transform(id.begin(), id.end(), id.begin(), ::toupper);
+    for (char& c : id) c = AsciiUpper(c);
     const std::string akid = "AKMS" + id;
     // The consumer may not create keys or aliases (docs/kms.md "Authorization").
     creds.push_back({{"access_key_id", akid},

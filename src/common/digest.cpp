@@ -16,14 +16,34 @@ ModelDigests DigestBytes(std::span<const uint8_t> data) {
   return d;
 }
 
-Result<ModelDigests> DigestFd(int fd, uint64_t size, const std::string& module) {
-  if (size == 0) return DigestBytes({});
+namespace {
+
+// Maps `size` bytes of `fd` read-only, kept out of core dumps, for `digest` to read.
+template <typename F>
+auto WithMapping(int fd, uint64_t size, const std::string& module, F digest)
+    -> Result<decltype(digest(std::span<const uint8_t>{}))> {
+  if (size == 0) return digest(std::span<const uint8_t>{});
   void* map = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
-  if (map == MAP_FAILED) return ErrnoError(module, "map the model to digest it", errno);
+  if (map == MAP_FAILED) return ErrnoError(module, "map the file to digest it", errno);
   madvise(map, size, MADV_DONTDUMP);  // plaintext weights stay out of core dumps
-  ModelDigests d = DigestBytes({static_cast<const uint8_t*>(map), size});
+  auto d = digest(std::span<const uint8_t>(static_cast<const uint8_t*>(map), size));
   munmap(map, size);
   return d;
+}
+
+}  // namespace
+
+Result<ModelDigests> DigestFd(int fd, uint64_t size, const std::string& module) {
+  return WithMapping(fd, size, module, DigestBytes);
+}
+
+Result<std::array<uint8_t, 32>> Sha256Fd(int fd, uint64_t size, const std::string& module) {
+  return WithMapping(fd, size, module, [](std::span<const uint8_t> data) {
+    std::array<uint8_t, 32> d{};
+    unsigned len = 0;
+    EVP_Digest(data.data(), data.size(), d.data(), &len, EVP_sha256(), nullptr);
+    return d;
+  });
 }
 
 }  // namespace modelseal

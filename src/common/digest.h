@@ -20,5 +20,7 @@ ModelDigests DigestBytes(std::span<const uint8_t> data);
 // Maps `size` bytes of `fd` read-only and digests them. Errors: module `module`,
 // reason "io" when the mapping fails.
 Result<ModelDigests> DigestFd(int fd, uint64_t size, const std::string& module);
+// SHA-256 alone, the same way (what the Hugging Face Hub names LFS files by).
+Result<std::array<uint8_t, 32>> Sha256Fd(int fd, uint64_t size, const std::string& module);
 
 }  // namespace modelseal

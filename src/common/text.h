@@ -9,6 +9,13 @@ namespace modelseal {
 
 // "Content-Type" -> "content-type".
 std::string AsciiLower(std::string_view s);
+// 'A'..'Z' -> 'a'..'z'; every other byte as it is.
+constexpr char AsciiLower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
+}
+constexpr char AsciiUpper(char c) {
+  return c >= 'a' && c <= 'z' ? static_cast<char>(c - 32) : c;
+}
 
 // `s` without leading and trailing characters from `chars` (default: space, tab,
 // CR, LF, vertical tab, form feed, as isspace in the C locale).

@@ -1,7 +1,5 @@
 // Engine: llama.cpp initialisation, model loading and the registry of loaded models.
 #include <fcntl.h>
-#include <openssl/evp.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +10,7 @@
 #include <thread>
 
 #include "common/bytes.h"
+#include "common/digest.h"
 #include "common/io.h"
 #include "common/ossl.h"
 #include "engine/cpu.h"
@@ -99,28 +98,6 @@ enum llama_pooling_type DeclaredPooling(const llama_model* model, const std::str
   return static_cast<enum llama_pooling_type>(std::atoi(v.c_str()));
 }
 
-// SHA-256 and SHA-384 of the whole of `fd` (mapped read-only).
-Status HashFd(int fd, uint64_t size, std::string* sha256, std::string* sha384) {
-  void* map = nullptr;
-  if (size > 0) {
-    map = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED) return ErrnoError(kModule, "mapping the model to hash it", errno);
-    madvise(map, size, MADV_DONTDUMP);  // plaintext weights stay out of core dumps
-  }
-  Status st = Ok{};
-  for (auto [md, out] : {std::pair{EVP_sha256(), sha256}, std::pair{EVP_sha384(), sha384}}) {
-    uint8_t digest[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    if (EVP_Digest(map, size, digest, &len, md, nullptr) != 1) {
-      st = OpenSslError(kModule, "hashing the model");
-      break;
-    }
-    *out = ToHex(std::span<const uint8_t>(digest, len));
-  }
-  if (map) munmap(map, size);
-  return st;
-}
-
 }  // namespace
 
 Engine::Model::~Model() {
@@ -193,7 +170,9 @@ Result<ModelInfo> Engine::State::Load(const std::string& path, int fd, uint64_t 
   info.sha256_hex = o.sha256_hex;
   info.sha384_hex = o.sha384_hex;
   if (info.sha256_hex.empty() || info.sha384_hex.empty()) {
-    MS_RETURN_IF_ERROR(HashFd(fd, size, &info.sha256_hex, &info.sha384_hex));
+    MS_ASSIGN_OR_RETURN(const ModelDigests digests, DigestFd(fd, size, kModule));
+    info.sha256_hex = ToHex(digests.sha256);
+    info.sha384_hex = ToHex(digests.sha384);
   }
   if (o.measurement) {
     if (o.measurement->sha384_hex() != info.sha384_hex) {

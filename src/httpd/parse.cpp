@@ -56,10 +56,9 @@ bool IsTargetByte(unsigned char c) {
   }
 }
 
+// Optional white space (RFC 9110 section 5.6.3): spaces and tabs.
 std::string_view TrimOws(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
+  return TrimView(s, " \t");
 }
 
 // Splits a comma-separated field value into trimmed, lower-cased, non-empty items.

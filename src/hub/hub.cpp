@@ -5,7 +5,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -16,8 +15,10 @@
 #include <fstream>
 
 #include "common/bytes.h"
+#include "common/digest.h"
 #include "common/io.h"
 #include "common/ossl.h"
+#include "common/text.h"
 
 namespace modelseal::hub {
 namespace {
@@ -51,29 +52,22 @@ std::string Sha256FromEtag(std::string etag) {
   if (etag.size() != 64) return "";
   for (char& c : etag) {
     if (!std::isxdigit(static_cast<unsigned char>(c))) return "";
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    c = AsciiLower(c);
   }
   return etag;
 }
 
 Result<std::string> FileSha256(const std::string& path) {
-  MS_ASSIGN_OR_RETURN(auto src, FileSource::Open(path));
-  MdCtxPtr ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
-    return OpenSslError("hub", "sha256 init");
-  }
-  constexpr size_t kChunk = 8u << 20;
-  Bytes scratch(static_cast<size_t>(std::min<uint64_t>(kChunk, src->size())));
-  for (uint64_t off = 0; off < src->size();) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, src->size() - off));
-    MS_ASSIGN_OR_RETURN(auto view, src->ReadAt(off, n, scratch.data()));
-    EVP_DigestUpdate(ctx.get(), view.data(), view.size());
-    off += n;
-  }
-  uint8_t md[32];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx.get(), md, &len);
-  return ToHex({md, 32});
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("hub", "open " + path, errno);
+  struct stat st {};
+  Result<std::array<uint8_t, 32>> d =
+      fstat(fd, &st) == 0
+          ? Sha256Fd(fd, static_cast<uint64_t>(st.st_size), "hub")
+          : Result<std::array<uint8_t, 32>>(ErrnoError("hub", "stat " + path, errno));
+  ::close(fd);
+  if (!d.ok()) return d.take_error();
+  return ToHex(*d);
 }
 
 // Maps a Hub error response to a named cause.

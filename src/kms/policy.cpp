@@ -278,11 +278,7 @@ std::optional<uint32_t> AttestationPcrIndex(std::string_view key) {
 }
 
 bool WildcardMatch(std::string_view pattern, std::string_view text, bool ignore_case) {
-  auto eq = [&](char a, char b) {
-    return ignore_case ? std::tolower(static_cast<unsigned char>(a)) ==
-                             std::tolower(static_cast<unsigned char>(b))
-                       : a == b;
-  };
+  auto eq = [&](char a, char b) { return ignore_case ? AsciiLower(a) == AsciiLower(b) : a == b; };
   size_t p = 0, t = 0, star = std::string_view::npos, mark = 0;
   while (t < text.size()) {
     if (p < pattern.size() &&

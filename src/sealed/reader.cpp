@@ -11,6 +11,7 @@
 #include <mutex>
 #include <vector>
 
+#include "common/digest.h"
 #include "common/parallel.h"
 #include "sealed/internal.h"
 
@@ -213,15 +214,9 @@ Status SealedReader::DecryptInto(Memfd& out, unsigned threads, const ProgressFn&
 namespace {
 
 Status CheckDigests(const Header& h, std::span<const uint8_t> plain) {
-  uint8_t d256[32];
-  uint8_t d384[48];
-  unsigned int len = 0;
-  if (EVP_Digest(plain.data(), plain.size(), d256, &len, EVP_sha256(), nullptr) != 1 ||
-      EVP_Digest(plain.data(), plain.size(), d384, &len, EVP_sha384(), nullptr) != 1) {
-    return OpenSslError("sealed", "digest plaintext");
-  }
-  if (CRYPTO_memcmp(d256, h.sha256.data(), 32) != 0 ||
-      CRYPTO_memcmp(d384, h.sha384.data(), 48) != 0) {
+  const ModelDigests d = DigestBytes(plain);
+  if (CRYPTO_memcmp(d.sha256.data(), h.sha256.data(), 32) != 0 ||
+      CRYPTO_memcmp(d.sha384.data(), h.sha384.data(), 48) != 0) {
     return Fail(
         ErrorCode::kIntegrity, "digest-mismatch",
         "plaintext digest does not match the header (the owner sealed inconsistent metadata)");

@@ -11,6 +11,12 @@ TEST(Text, AsciiLowerChangesOnlyAsciiCapitals) {
   EXPECT_EQ(AsciiLower("ABCXYZ@[`{"), "abcxyz@[`{");                // the neighbours of A-Z stay
   EXPECT_EQ(AsciiLower("\xC3\x89t\xC3\xA9"), "\xC3\x89t\xC3\xA9");  // "Été": UTF-8 untouched
   EXPECT_EQ(AsciiLower(""), "");
+  for (int c = 0; c < 256; ++c) {  // every byte, against the ASCII table
+    const char ch = static_cast<char>(c);
+    const bool capital = c >= 'A' && c <= 'Z', small = c >= 'a' && c <= 'z';
+    EXPECT_EQ(AsciiLower(ch), capital ? static_cast<char>(c - 'A' + 'a') : ch) << c;
+    EXPECT_EQ(AsciiUpper(ch), small ? static_cast<char>(c - 'a' + 'A') : ch) << c;
+  }
 }
 
 TEST(Text, TrimTakesOffOnlyTheGivenCharactersAtTheEnds) {

@@ -36,6 +36,7 @@ struct FakeHub {
   std::string readme = "# tiny model\n";  // small non-LFS file served directly
   std::atomic<int> cdn_cuts{1};           // CDN GETs to cut mid-body
   std::atomic<bool> corrupt{false};
+  std::atomic<long> announced_extra{0};  // added to the X-Linked-Size the Hub announces
   std::mutex mu;
   std::vector<std::string> cdn_ranges;
   std::vector<std::string> cdn_auth;
@@ -78,7 +79,8 @@ struct FakeHub {
       out.headers.emplace_back("Location", "http://localhost:" + std::to_string(cdn.port()) +
                                                "/repos/ab/cd/blob?X-Signature=xyz");
       out.headers.emplace_back("X-Linked-Etag", "\"" + Sha256Hex(gguf) + "\"");
-      out.headers.emplace_back("X-Linked-Size", std::to_string(gguf.size()));
+      out.headers.emplace_back("X-Linked-Size",
+                               std::to_string(static_cast<long>(gguf.size()) + announced_extra));
       out.headers.emplace_back("ETag", "W/\"0123456789012345678901234567890123456789\"");
       return out;
     }
@@ -236,6 +238,25 @@ TEST_F(HubTest, ChecksumMismatchDeletesThePartialFile) {
   const std::string path = client.CachePath("org/tiny", "main", "model.gguf");
   EXPECT_FALSE(std::filesystem::exists(path));
   EXPECT_FALSE(std::filesystem::exists(path + ".incomplete"));
+}
+
+// The CDN delivers a whole body of another length than the Hub announced: refused by
+// size before any digest, the partial file deleted, nothing cached.
+TEST_F(HubTest, ABodyOfAnotherSizeThanAnnouncedIsRefused) {
+  for (long extra : {-1000L, 1000L}) {
+    SCOPED_TRACE("announced " + std::to_string(extra) + " bytes more than served");
+    FakeHub fake;
+    fake.cdn_cuts = 0;
+    fake.announced_extra = extra;
+    HubClient client(Options(fake.hub.url()));
+    auto d = client.Download("org/tiny", "main", "model.gguf");
+    ASSERT_FALSE(d.ok());
+    EXPECT_EQ(d.error().reason, "size-mismatch") << d.error().ToString();
+    EXPECT_EQ(d.error().code, ErrorCode::kIntegrity);
+    const std::string path = client.CachePath("org/tiny", "main", "model.gguf");
+    EXPECT_FALSE(std::filesystem::exists(path));
+    EXPECT_FALSE(std::filesystem::exists(path + ".incomplete"));
+  }
 }
 
 TEST_F(HubTest, ErrorsNameTheCause) {
