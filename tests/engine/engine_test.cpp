@@ -1,6 +1,7 @@
 // Engine tests on generated test models (llama.cpp from the setup cache).
 #include <dirent.h>
 #include <gtest/gtest.h>
+#include <malloc.h>
 #include <openssl/evp.h>
 #include <unistd.h>
 
@@ -211,8 +212,14 @@ TEST_F(EngineTest, SameSeedSameTokensAndMaxTokens) {
   EXPECT_EQ(st.finish_reason, "length");
   EXPECT_GT(st.prompt_tokens, 3);
   EXPECT_EQ(Chat("tiny", s), a);
-  s.seed = 4321;
-  EXPECT_NE(Chat("tiny", s), a);
+  // The seed is used: of five seeds, not all give the same 24 tokens. (Any single pair
+  // may agree on a tiny random model, so no one pair is asserted to differ.)
+  std::set<std::string> texts{a};
+  for (uint32_t seed : {4321u, 7u, 99u, 2024u}) {
+    s.seed = seed;
+    texts.insert(Chat("tiny", s));
+  }
+  EXPECT_GT(texts.size(), 1u);
   SamplingOptions greedy;
   greedy.temperature = 0;
   greedy.max_tokens = 16;
@@ -372,6 +379,7 @@ TEST_F(EngineTest, UnloadLetsARunningRequestCompleteThenFreesTheMemory) {
   t.join();
   EXPECT_FALSE(engine_.Get("big").ok());
   EXPECT_EQ(engine_.Unload("big").error().reason, "model-not-found");
+  malloc_trim(0);  // what the allocator keeps for reuse goes back; what is still held stays
   const long after = RssKiB();
 #ifndef __SANITIZE_ADDRESS__  // ASan keeps freed memory in quarantine: RSS says nothing
   EXPECT_LT(after - base, (loaded - base) / 4)

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -53,12 +54,19 @@ TEST(GpuTest, BackendThatCannotLoadLeavesInferenceOnTheCpu) {
   fs::remove_all(dir);
 }
 
+// The backend is probed once per process, so the probe runs in a fresh one: the test
+// binary started again for this test alone (gtest's "threadsafe" death-test style),
+// whatever this process has probed already.
 TEST(GpuTest, OffMeansOff) {
-  // Runs in its own process under ctest; directly, the first test's probe stands.
-  if (std::getenv("MODELSEAL_GPU_BACKEND")) GTEST_SKIP() << "probed already in this process";
-  ASSERT_EQ(setenv("MODELSEAL_GPU", "off", 1), 0);
-  EXPECT_FALSE(Gpu().available);
-  EXPECT_EQ(Gpu().reason, "MODELSEAL_GPU=off");
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        if (setenv("MODELSEAL_GPU", "off", 1) != 0) std::_Exit(3);
+        const GpuStatus& gpu = Gpu();
+        std::fprintf(stderr, "available=%d reason=%s\n", gpu.available ? 1 : 0, gpu.reason.c_str());
+        std::_Exit(!gpu.available && gpu.reason == "MODELSEAL_GPU=off" ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "available=0 reason=MODELSEAL_GPU=off");
 }
 
 }  // namespace

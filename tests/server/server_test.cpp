@@ -180,10 +180,41 @@ TEST_F(ServerTest, OpenAiStreamsSse) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
   EXPECT_EQ(res->get_header_value("Content-Type"), "text/event-stream");
+  // Every event is one "data: " line and a blank line; each but the last is a chunk of
+  // one completion, the last chunk carries the finish reason, and the stream ends
+  // with [DONE].
   const std::string& b = res->body;
-  ASSERT_GE(b.size(), 20u);
-  EXPECT_EQ(b.rfind("data: [DONE]\n\n"), b.size() - 14);
-  EXPECT_EQ(b.rfind("data: ", 0), 0u);
+  std::vector<std::string> events;
+  for (size_t at = 0; at < b.size();) {
+    const size_t end = b.find("\n\n", at);
+    ASSERT_NE(end, std::string::npos) << "unterminated event at " << at << ": " << b.substr(at);
+    events.push_back(b.substr(at, end - at));
+    at = end + 2;
+  }
+  ASSERT_GE(events.size(), 3u) << b;
+  EXPECT_EQ(events.back(), "data: [DONE]");
+  std::string id, text;
+  int finishes = 0;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    ASSERT_EQ(events[i].rfind("data: ", 0), 0u) << events[i];
+    ASSERT_EQ(events[i].find('\n'), std::string::npos) << events[i];
+    const json chunk = json::parse(events[i].substr(6));
+    EXPECT_EQ(chunk["object"], "chat.completion.chunk");
+    EXPECT_EQ(chunk["model"], "tiny");
+    if (id.empty()) id = chunk["id"];
+    EXPECT_EQ(chunk["id"], id);
+    ASSERT_EQ(chunk["choices"].size(), 1u) << events[i];
+    const json& choice = chunk["choices"][0];
+    if (choice["delta"].contains("content")) text += choice["delta"]["content"].get<std::string>();
+    if (!choice["finish_reason"].is_null()) {
+      ++finishes;
+      EXPECT_EQ(i + 2, events.size()) << "finish_reason before the last chunk";
+      EXPECT_TRUE(choice["finish_reason"] == "length" || choice["finish_reason"] == "stop")
+          << choice["finish_reason"];
+    }
+  }
+  EXPECT_EQ(finishes, 1);
+  EXPECT_FALSE(text.empty());
 }
 
 // Opens a streaming request on a raw socket, reads a little, and hangs up.
