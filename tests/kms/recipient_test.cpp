@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "common/ossl.h"
 #include "kms/recipient.h"
@@ -77,6 +78,43 @@ TEST(Recipient, OpenSslCliOpensItWithTheExpectedAlgorithms) {
   EXPECT_NE(dump.find("rsaesOaep"), std::string::npos) << dump;
   EXPECT_NE(dump.find("sha256"), std::string::npos) << dump;
   EXPECT_NE(dump.find("subjectKeyIdentifier"), std::string::npos) << dump;
+  std::filesystem::remove_all(dir);
+}
+
+// The architecture promises envelopes in DER as well as KMS's BER: one made by the
+// OpenSSL command line (definite lengths throughout) opens with the recipient's key.
+TEST(Recipient, AnOpenSslMadeDerEnvelopeOpens) {
+  PkeyPtr key = NewRsa(2048);
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("ms-cms-der-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  {
+    FILE* f = std::fopen((dir / "key.pem").c_str(), "w");
+    PEM_write_PrivateKey(f, key.get(), nullptr, nullptr, 0, nullptr, nullptr);
+    std::fclose(f);
+  }
+  Bytes data_key(32);
+  for (size_t i = 0; i < data_key.size(); ++i) data_key[i] = static_cast<uint8_t>(200 - i);
+  std::ofstream(dir / "plain.bin", std::ios::binary)
+      .write(reinterpret_cast<const char*>(data_key.data()),
+             static_cast<std::streamsize>(data_key.size()));
+  const std::string d = dir.string();
+  const std::string out = RunCommand(
+      "openssl req -new -x509 -key " + d + "/key.pem -subj /CN=recipient -days 1 -out " + d +
+      "/cert.pem 2>&1 && openssl cms -encrypt -binary -outform DER -aes-256-cbc -keyid -in " + d +
+      "/plain.bin -out " + d + "/env.der -recip " + d +
+      "/cert.pem -keyopt rsa_padding_mode:oaep -keyopt rsa_oaep_md:sha256 -keyopt "
+      "rsa_mgf1_md:sha256 2>&1");
+  std::ifstream in(dir / "env.der", std::ios::binary);
+  const Bytes der((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GE(der.size(), 4u) << out;
+  EXPECT_EQ(der[0], 0x30);
+  EXPECT_EQ(der[1], 0x82) << "OpenSSL's DER: a definite two-byte length, not BER's 0x80";
+  auto opened = OpenEnvelope(der, key.get());
+  ASSERT_TRUE(opened.ok()) << opened.error().ToString();
+  EXPECT_EQ(Bytes(opened->data(), opened->data() + opened->size()), data_key);
+  PkeyPtr other = NewRsa(2048);
+  EXPECT_FALSE(OpenEnvelope(der, other.get()).ok());
   std::filesystem::remove_all(dir);
 }
 
