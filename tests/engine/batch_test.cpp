@@ -8,6 +8,7 @@
 #include "engine/batch.h"
 #include "engine/engine.h"
 #include "tests/engine/test_models.h"
+#include "tests/support/wait.h"
 
 namespace modelseal::engine {
 namespace {
@@ -171,7 +172,8 @@ TEST_F(BatchTest, AQueuedRequestCanBeCancelled) {
     });
     EXPECT_TRUE(r.ok());
   });
-  while (!started) std::this_thread::yield();
+  ASSERT_TRUE(testenv::SpinUntil([&] { return started.load(); }))
+      << "the first request never streamed";
   std::atomic<bool> cancel{true};
   auto r = e.Chat(
       "tiny", {{"user", "second"}}, Seeded(2, 10), [](std::string_view) { return true; }, &cancel);

@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/wait.h"
+
 namespace modelseal::engine {
 namespace {
 
@@ -46,11 +48,11 @@ TEST(ComputeThreadTest, JobsNeverOverlapAndRunInQueueOrder) {
   std::thread first([&] {
     ct.Run([&] {
       started = true;
-      while (!release) std::this_thread::yield();
+      (void)testenv::SpinUntil([&] { return release.load(); });
       return 0;
     });
   });
-  while (!started) std::this_thread::yield();
+  ASSERT_TRUE(testenv::SpinUntil([&] { return started.load(); }));
   std::vector<std::thread> rest;
   for (int i = 0; i < 4; ++i) {
     // Queue one at a time so the queue order is known.
@@ -62,7 +64,7 @@ TEST(ComputeThreadTest, JobsNeverOverlapAndRunInQueueOrder) {
         return 0;
       });
     });
-    while (ct.pending() != static_cast<size_t>(i + 1)) std::this_thread::yield();
+    ASSERT_TRUE(testenv::SpinUntil([&] { return ct.pending() == static_cast<size_t>(i + 1); }));
   }
   release = true;
   first.join();

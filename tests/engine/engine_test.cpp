@@ -18,6 +18,7 @@
 #include "common/memfd.h"
 #include "engine/engine.h"
 #include "engine/internal.h"
+#include "tests/support/wait.h"
 
 namespace modelseal::engine {
 namespace {
@@ -365,7 +366,7 @@ TEST_F(EngineTest, UnloadLetsARunningRequestCompleteThenFreesTheMemory) {
   std::thread t([&] {
     auto r = engine_.Chat("big", {{"user", "x"}}, s, [&](std::string_view) {
       ++pieces;
-      while (pieces == 2 && !unloaded) std::this_thread::yield();
+      (void)testenv::SpinUntil([&] { return pieces != 2 || unloaded; });
       return true;
     });
     EXPECT_TRUE(r.ok());
@@ -373,7 +374,7 @@ TEST_F(EngineTest, UnloadLetsARunningRequestCompleteThenFreesTheMemory) {
       EXPECT_EQ(r->finish_reason, "length");
     }
   });
-  while (pieces < 2) std::this_thread::yield();
+  ASSERT_TRUE(testenv::SpinUntil([&] { return pieces >= 2; })) << "no two pieces streamed";
   ASSERT_TRUE(engine_.Unload("big").ok());
   unloaded = true;
   t.join();

@@ -13,6 +13,7 @@
 
 #include "engine/engine.h"
 #include "server/server.h"
+#include "tests/support/wait.h"
 
 namespace modelseal::server {
 namespace {
@@ -255,8 +256,8 @@ TEST_F(ServerTest, DisconnectedClientStopsGeneration) {
   char buf[512];
   size_t seen = 0;
   while (seen < 3) {
-    const ssize_t n = read(fd, buf, sizeof(buf));
-    ASSERT_GT(n, 0);
+    const ssize_t n = testenv::ReadWithin(fd, buf, sizeof(buf));
+    ASSERT_GT(n, 0) << "nothing streamed: " << got;
     got.append(buf, static_cast<size_t>(n));
     seen = 0;
     for (size_t at = got.find("\"response\""); at != std::string::npos;

@@ -61,6 +61,9 @@ before(async () => {
       if (m) resolve(m[1]);
     });
     server.on('exit', (code) => reject(new Error(`modelseal serve exited with ${code}`)));
+    // Bounded: a server that neither listens nor exits fails the suite, not CI.
+    setTimeout(() => reject(new Error(`modelseal serve: no "listening" line in 120 s: ${out}`)), 120000)
+      .unref();
   });
   ollama = new Ollama({ host: base });
   openai = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'not-needed' });

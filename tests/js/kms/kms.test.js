@@ -33,6 +33,9 @@ before(async () => {
       if (m) resolve(Number(m[1]));
     });
     server.on('exit', (code) => reject(new Error(`key service exited with ${code}`)));
+    // Bounded: a server that neither listens nor exits fails the suite, not CI.
+    setTimeout(() => reject(new Error(`key service: no "listening" line in 120 s: ${out}`)), 120000)
+      .unref();
   });
   const creds = JSON.parse(readFileSync(join(state, 'kms', 'credentials.json'), 'utf8')).credentials[0];
   owner = creds.principal_arn;
