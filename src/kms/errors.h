@@ -1,12 +1,14 @@
 // The AWS KMS exception types the key service and its SigV4 verifier answer with.
 //
-// An Error whose module is "kms" and whose reason is one of these constants is sent
-// to the client as HTTP 400 (500 for KMSInternalException) with
+// An Error whose module is "kms" and whose reason is one of these types' names is
+// sent to the client as HTTP 400 (500 for KMSInternalException) with
 // {"__type": <reason>, "message": <message>} — the shape AWS KMS uses
 // (https://docs.aws.amazon.com/kms/latest/APIReference/CommonErrors.html). Code
-// decides on these constants, never on message text.
+// decides on the Type (TypeOf), never on the reason's or the message's text.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -14,37 +16,50 @@
 
 namespace modelseal::kms::aws_error {
 
-// Common errors (CommonErrors.html) and the SigV4 front.
-inline constexpr char kAccessDenied[] = "AccessDeniedException";
-inline constexpr char kIncompleteSignature[] = "IncompleteSignatureException";
-inline constexpr char kInvalidSignature[] = "InvalidSignatureException";
-inline constexpr char kMissingAuthenticationToken[] = "MissingAuthenticationTokenException";
-inline constexpr char kUnrecognizedClient[] = "UnrecognizedClientException";
-inline constexpr char kSerialization[] = "SerializationException";
-inline constexpr char kValidation[] = "ValidationException";
-inline constexpr char kUnknownOperation[] = "UnknownOperationException";
-inline constexpr char kInternal[] = "KMSInternalException";
+// The exception types, as codes; Name() gives the wire name ("AccessDeniedException").
+enum Type : uint8_t {
+  // Common errors (CommonErrors.html) and the SigV4 front.
+  kAccessDenied,
+  kIncompleteSignature,
+  kInvalidSignature,
+  kMissingAuthenticationToken,
+  kUnrecognizedClient,
+  kSerialization,
+  kValidation,
+  kUnknownOperation,
+  kInternal,  // "KMSInternalException", HTTP 500
+  // The HTTP front's own refusals, named the way AWS's front names them.
+  kRequestTimeout,
+  kMissingContentLength,
+  kRequestEntityTooLarge,
+  kRequestHeaderFieldsTooLarge,
+  kNotImplemented,
+  kServiceUnavailable,
+  // Operation errors (each operation's API reference page lists the ones it sends).
+  kNotFound,
+  kInvalidState,  // "KMSInvalidStateException"
+  kDisabled,
+  kInvalidCiphertext,
+  kIncorrectKey,
+  kAlreadyExists,
+  kMalformedPolicyDocument,
+  kUnsupportedOperation,
+  kInvalidMarker,
+  kInvalidAliasName,
+  kInvalidArn,
+  kDryRun,  // "DryRunOperationException"
+  kInvalidKeyUsage,
+  kTag,
+};
 
-// Operation errors (each operation's API reference page lists the ones it sends).
-inline constexpr char kNotFound[] = "NotFoundException";
-inline constexpr char kInvalidState[] = "KMSInvalidStateException";
-inline constexpr char kDisabled[] = "DisabledException";
-inline constexpr char kInvalidCiphertext[] = "InvalidCiphertextException";
-inline constexpr char kIncorrectKey[] = "IncorrectKeyException";
-inline constexpr char kAlreadyExists[] = "AlreadyExistsException";
-inline constexpr char kMalformedPolicyDocument[] = "MalformedPolicyDocumentException";
-inline constexpr char kUnsupportedOperation[] = "UnsupportedOperationException";
-inline constexpr char kInvalidMarker[] = "InvalidMarkerException";
-inline constexpr char kInvalidAliasName[] = "InvalidAliasNameException";
-inline constexpr char kInvalidArn[] = "InvalidArnException";
-inline constexpr char kDryRun[] = "DryRunOperationException";
-inline constexpr char kInvalidKeyUsage[] = "InvalidKeyUsageException";
-inline constexpr char kTag[] = "TagException";
+std::string_view Name(Type type);
 
-// An Error carrying an AWS exception type as its reason.
-inline Error Make(std::string_view type, std::string message) {
-  return MakeError(type == kInternal ? ErrorCode::kInternal : ErrorCode::kInvalidArgument, "kms",
-                   std::string(type), std::move(message));
-}
+// The type an Error carries: module "kms" and a reason that is one of the names;
+// nullopt for any other error (a local failure, or a type this service never sends).
+std::optional<Type> TypeOf(const Error& e);
+
+// An Error carrying `type` as its reason (kInternal: ErrorCode::kInternal, others
+// kInvalidArgument).
+Error Make(Type type, std::string message);
 
 }  // namespace modelseal::kms::aws_error

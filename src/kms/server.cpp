@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kms/errors.h"
 #include "kms/sigv4_verify.h"
 
 namespace modelseal::kms {
@@ -20,23 +21,23 @@ std::string TypeFor(int status) {
   switch (status) {
     case 404:
     case 405:
-      return "UnknownOperationException";
+      return std::string(aws_error::Name(aws_error::kUnknownOperation));
     case 408:
-      return "RequestTimeoutException";
+      return std::string(aws_error::Name(aws_error::kRequestTimeout));
     case 411:
-      return "MissingContentLengthException";
+      return std::string(aws_error::Name(aws_error::kMissingContentLength));
     case 413:
-      return "RequestEntityTooLargeException";
+      return std::string(aws_error::Name(aws_error::kRequestEntityTooLarge));
     case 431:
-      return "RequestHeaderFieldsTooLargeException";
+      return std::string(aws_error::Name(aws_error::kRequestHeaderFieldsTooLarge));
     case 501:
-      return "NotImplementedException";
+      return std::string(aws_error::Name(aws_error::kNotImplemented));
     case 503:
-      return "ServiceUnavailableException";
+      return std::string(aws_error::Name(aws_error::kServiceUnavailable));
     case 500:
-      return "KMSInternalException";
+      return std::string(aws_error::Name(aws_error::kInternal));
     default:
-      return "ValidationException";
+      return std::string(aws_error::Name(aws_error::kValidation));
   }
 }
 
@@ -67,7 +68,7 @@ std::optional<httpd::HttpError> CheckHead(const httpd::Request& head, const Veri
   const auto target = head.Header("x-amz-target");
   if (!target || target->rfind(kTargetPrefix, 0) != 0) {
     return httpd::HttpError(400, "X-Amz-Target must name a TrentService operation",
-                            "UnknownOperationException");
+                            std::string(aws_error::Name(aws_error::kUnknownOperation)));
   }
   auto verdict = PrecheckRequestHead(Inbound(head), vc, std::chrono::system_clock::now());
   if (!verdict.ok()) return httpd::HttpError(400, verdict.error().message, verdict.error().reason);

@@ -203,9 +203,8 @@ ServiceReply KeyService::Handle(const std::string& operation, const std::string&
   } else {
     call.error_type = result.error().reason;
     if (call.decision == "allow" && call.status_override == 0) call.decision = "error";
-    reply.status = call.status_override != 0                 ? call.status_override
-                   : call.error_type == aws_error::kInternal ? 500
-                                                             : 400;
+    const bool internal = aws_error::TypeOf(result.error()) == aws_error::kInternal;
+    reply.status = call.status_override != 0 ? call.status_override : internal ? 500 : 400;
     reply.body = SafeDump(json{{"__type", call.error_type}, {"message", result.error().message}});
   }
   // Request bodies that carried Plaintext (Encrypt): wipe the parsed copy.
@@ -217,7 +216,7 @@ ServiceReply KeyService::Handle(const std::string& operation, const std::string&
     if (!reply.body.empty()) OPENSSL_cleanse(reply.body.data(), reply.body.size());
     reply.status = 500;
     reply.body =
-        SafeDump(json{{"__type", aws_error::kInternal},
+        SafeDump(json{{"__type", aws_error::Name(aws_error::kInternal)},
                       {"message", "The request could not be audited; nothing was released"}});
   }
   return reply;

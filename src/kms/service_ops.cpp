@@ -20,7 +20,7 @@ namespace {
 
 // Store/policy errors -> the exception AWS would send (by reason token, never text).
 Error ToAws(const Error& e) {
-  static const std::map<std::string, const char*> kMap = {
+  static const std::map<std::string, ae::Type> kMap = {
       {"not-found", ae::kNotFound},
       {"invalid-state", ae::kInvalidState},
       {"disabled", ae::kDisabled},
@@ -30,10 +30,7 @@ Error ToAws(const Error& e) {
       {"invalid-argument", ae::kValidation},
       {"malformed-policy", ae::kMalformedPolicyDocument},
   };
-  if (e.module == "kms" && e.reason.size() > 9 &&
-      e.reason.compare(e.reason.size() - 9, 9, "Exception") == 0) {
-    return e;
-  }
+  if (ae::TypeOf(e)) return e;
   auto it = kMap.find(e.reason);
   return ae::Make(it == kMap.end() ? ae::kInternal : it->second, e.message);
 }

@@ -28,8 +28,9 @@ using nlohmann::json;
 
 namespace {
 
-Error Denied(const std::string& type, const std::string& message) {
-  return MakeError(ErrorCode::kPermissionDenied, "kms", type, message);
+Error Denied(aws_error::Type type, const std::string& message) {
+  return MakeError(ErrorCode::kPermissionDenied, "kms", std::string(aws_error::Name(type)),
+                   message);
 }
 
 std::vector<std::string> Split(const std::string& s, char sep) {

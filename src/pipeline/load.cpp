@@ -7,6 +7,7 @@
 #include "common/digest.h"
 #include "common/ossl.h"
 #include "common/text.h"
+#include "kms/errors.h"
 #include "pipeline/explain.h"
 #include "pipeline/internal.h"
 #include "pipeline/pipeline.h"
@@ -101,7 +102,7 @@ Result<SecretBuffer> Run::ReleaseKey(std::span<const uint8_t> blob,
   if (!key.ok()) {
     if (document.empty()) return Failed("key-pair", key.take_error());
     Error e = key.take_error();
-    if (e.reason == "AccessDeniedException") {
+    if (kms::aws_error::TypeOf(e) == kms::aws_error::kAccessDenied) {
       report_.denial = ExplainDenial(*d_.kms, key_id, d_.principal_arn, context, document);
       if (report_.denial) {
         for (const auto& line : report_.denial->lines) e.message += "\n  " + line;

@@ -11,6 +11,7 @@
 #include "attest/attest.h"
 #include "common/clock.h"
 #include "common/ossl.h"
+#include "kms/errors.h"
 #include "kms/recipient.h"
 #include "kms/service.h"
 
@@ -293,6 +294,35 @@ TEST_F(ServiceTest, KeyDatesComeFromTheClock) {
   // The clock runs again: a key made now is dated after 2026-11-01.
   json later = Call(*service_, "CreateKey", json::object(), kOwner);
   EXPECT_GT(later["KeyMetadata"]["CreationDate"].get<double>(), 1793491200.0);
+}
+
+// The error types travel as codes; their names are AWS's (CommonErrors.html and the
+// operations' pages), written out here.
+TEST(AwsErrorTypes, NamesAreAwsAndTypeOfReadsOnlyKmsErrors) {
+  const std::vector<std::pair<aws_error::Type, std::string>> names = {
+      {aws_error::kAccessDenied, "AccessDeniedException"},
+      {aws_error::kInternal, "KMSInternalException"},
+      {aws_error::kInvalidState, "KMSInvalidStateException"},
+      {aws_error::kDryRun, "DryRunOperationException"},
+      {aws_error::kMalformedPolicyDocument, "MalformedPolicyDocumentException"},
+      {aws_error::kRequestEntityTooLarge, "RequestEntityTooLargeException"},
+      {aws_error::kTag, "TagException"},
+  };
+  for (const auto& [type, name] : names) {
+    EXPECT_EQ(aws_error::Name(type), name);
+    const Error e = aws_error::Make(type, "m");
+    EXPECT_EQ(e.reason, name);
+    EXPECT_EQ(aws_error::TypeOf(e), type) << name;
+    EXPECT_EQ(e.code,
+              type == aws_error::kInternal ? ErrorCode::kInternal : ErrorCode::kInvalidArgument);
+  }
+  // Another module's error with the same text, or a name this service never sends.
+  EXPECT_EQ(aws_error::TypeOf(
+                MakeError(ErrorCode::kPermissionDenied, "store", "AccessDeniedException", "m")),
+            std::nullopt);
+  EXPECT_EQ(
+      aws_error::TypeOf(MakeError(ErrorCode::kInternal, "kms", "LimitExceededException", "m")),
+      std::nullopt);
 }
 
 TEST_F(ServiceTest, BadInputGetsAwsErrorsAndChangesNothing) {
