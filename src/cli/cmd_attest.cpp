@@ -265,13 +265,13 @@ int Verify(const AttestArgs& a) {
     o.expected_nonce = *n;
   }
   if (!a.max_age.empty()) {
-    char* end = nullptr;
-    const unsigned long long s = std::strtoull(a.max_age.c_str(), &end, 10);
-    if (end == a.max_age.c_str() || *end != '\0') {
+    // Seconds, kept small enough that the milliseconds cannot overflow (~58 million years).
+    const auto s = ParseDecimal(a.max_age, UINT64_MAX / 1000);
+    if (!s) {
       return ReportError(MakeError(ErrorCode::kInvalidArgument, "cli", "bad-max-age",
-                                   "--max-age is a number of seconds"));
+                                   "--max-age is a number of seconds, got \"" + a.max_age + "\""));
     }
-    o.max_age_ms = s * 1000;
+    o.max_age_ms = *s * 1000;
   }
   const auto r = attest::VerifyAttestationDocument(*data, o);
   if (a.json) {

@@ -181,16 +181,15 @@ Result<std::map<uint32_t, std::string>> ParsePcrs(const std::vector<std::string>
     const size_t eq = it.find('=');
     const auto hex = eq == std::string::npos ? std::nullopt : FromHex(it.substr(eq + 1));
     // The index strictly: one or two digits ("x=..." or "4x=..." is an error, not PCR0).
-    const std::string digits = eq == std::string::npos ? "" : it.substr(0, eq);
-    const bool numeric = !digits.empty() && digits.size() <= 2 &&
-                         digits.find_first_not_of("0123456789") == std::string::npos;
-    const int index = numeric ? std::stoi(digits) : -1;
-    if (!hex || hex->size() != 48 || index < 0 || index > 23) {
+    const auto index = eq == std::string::npos
+                           ? std::nullopt
+                           : ParseDecimal(std::string_view(it).substr(0, eq), 23);
+    if (!hex || hex->size() != 48 || !index) {
       return MakeError(
           ErrorCode::kInvalidArgument, "cli", "bad-pcr",
           "--pcr takes N=HEX with N in 0..23 and 96 hex digits (SHA-384), got \"" + it + "\"");
     }
-    out[static_cast<uint32_t>(index)] = ToHex(*hex);
+    out[static_cast<uint32_t>(*index)] = ToHex(*hex);
   }
   return out;
 }
@@ -379,13 +378,12 @@ int SealMasterKey() {
   kms::SealOptions opts;
   opts.tcti = o.tcti;
   for (const auto& p : o.seal_pcrs) {
-    char* end = nullptr;
-    const unsigned long v = std::strtoul(p.c_str(), &end, 10);
-    if (p.empty() || *end != '\0' || v > 23) {
+    const auto v = ParseDecimal(p, 23);
+    if (!v) {
       return ReportError(MakeError(ErrorCode::kInvalidArgument, "cli", "bad-pcr",
                                    "--pcr takes a PCR index 0..23, got \"" + p + "\""));
     }
-    opts.sha256_pcrs.push_back(static_cast<uint32_t>(v));
+    opts.sha256_pcrs.push_back(static_cast<uint32_t>(*v));
   }
   if (Status s = kms::KeyStore::SealMasterKeyFile(dir, opts); !s.ok())
     return ReportError(s.error());

@@ -4,7 +4,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
 #include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
 
 #include "common/error.h"
 #include "common/progress.h"
@@ -25,6 +29,10 @@ void SetAction(CLI::App* sub, std::function<int()> action);
 // A progress renderer for the terminal: a redrawn bar on a TTY, a line per 10%
 // otherwise. Writes to stderr so stdout stays machine-readable.
 ProgressFn TerminalProgress(bool quiet = false);
+
+// A decimal number as a command line gives it: digits only (no sign, space, or "0x"),
+// at most `max`. nullopt otherwise.
+std::optional<uint64_t> ParseDecimal(std::string_view text, uint64_t max);
 
 // The state directory: `given` when set, else $MODELSEAL_STATE_DIR, else
 // $XDG_STATE_HOME/modelseal, else ~/.local/state/modelseal.

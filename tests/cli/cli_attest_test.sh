@@ -74,6 +74,11 @@ expect_rc 3 "$ms" attest verify "$work/doc.cbor"             # AWS root only
 grep -q "chain *FAILED" "$work/out" || fail "chain failure not named"
 expect_rc 0 "$ms" attest verify "$work/doc.cbor" --root dev --nonce a1b2 --max-age 600
 grep -q "VERIFIED as a DEVELOPMENT document" "$work/out" || fail "dev verify text"
+# --max-age strictly: no sign, no space, nothing that overflows into milliseconds.
+for bad in -1 " 600" +600 600s 0x10 18446744073709552; do
+  expect_rc 2 "$ms" attest verify "$work/doc.cbor" --root dev --max-age "$bad"
+  grep -q "max-age" "$work/err" || fail "--max-age '$bad' refused without naming it"
+done
 expect_rc 0 "$ms" attest verify "$work/doc.cbor" --root "$work/state/dev-authority/root.crt"
 expect_rc 3 "$ms" attest verify "$work/doc.cbor" --root dev --nonce a1b3
 grep -q "nonce *FAILED" "$work/out" || fail "nonce failure not named"
