@@ -81,11 +81,14 @@ std::string Decode(std::string_view raw) {
       out.push_back(raw[i]);
       continue;
     }
-    const size_t semi = raw.find(';', i);
-    if (semi == std::string_view::npos || semi - i > 12) {
+    // An entity ends within 12 characters ("&#x10FFFF;", "&quot;"): look no further,
+    // so that a run of '&' without a ';' stays linear.
+    const size_t near = raw.substr(i, 13).find(';');
+    if (near == std::string_view::npos) {
       out.push_back('&');
       continue;
     }
+    const size_t semi = i + near;
     const std::string_view ent = raw.substr(i + 1, semi - i - 1);
     if (ent == "amp")
       out.push_back('&');
