@@ -213,42 +213,82 @@ std::string HubClient::CachePath(const std::string& repo, const std::string& rev
   return cache_dir_ + "/" + dir + "/" + net::UriEncode(revision) + "/" + file;
 }
 
-Result<Downloaded> HubClient::Download(const std::string& repo, const std::string& revision,
-                                       const std::string& file, const ProgressFn& progress) {
-  MS_RETURN_IF_ERROR(ValidateRepoId(repo));
-  MS_RETURN_IF_ERROR(ValidateRepoPath(file));
-  if (revision.empty() || revision.find("..") != std::string::npos) {
-    return HubError(ErrorCode::kInvalidArgument, "invalid-argument",
-                    "invalid revision '" + revision + "'");
+struct HubClient::Remote {
+  std::string download_url;      // the CDN's URL, or the resolve URL itself
+  std::string sha256;            // from X-Linked-Etag; empty when the Hub gave none
+  std::optional<uint64_t> size;  // X-Linked-Size, else Content-Length
+};
+
+namespace {
+
+// A strict decimal header value (a size); nullopt for anything else.
+std::optional<uint64_t> HeaderSize(const std::optional<std::string>& v) {
+  if (!v || v->empty() || v->find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
   }
-  const std::string final_path = CachePath(repo, revision, file);
+  errno = 0;
+  const unsigned long long n = std::strtoull(v->c_str(), nullptr, 10);
+  if (errno == ERANGE) return std::nullopt;
+  return static_cast<uint64_t>(n);
+}
+
+// A file already in the cache (its SHA-256 from the side file the download wrote, or
+// computed when there is none).
+Result<Downloaded> FromCache(const std::string& path, uint64_t size, const ProgressFn& progress) {
+  Downloaded out;
+  out.path = path;
+  out.from_cache = true;
+  out.size = size;
+  std::ifstream side(path + ".sha256");
+  std::getline(side, out.sha256);
+  out.verified = !out.sha256.empty();
+  if (out.sha256.empty()) {
+    MS_ASSIGN_OR_RETURN(out.sha256, FileSha256(path));
+  }
+  Report(progress, ProgressEvent{"download", out.size, out.size, "bytes", "cached", true});
+  return out;
+}
+
+// Checks the complete partial file against what the Hub announced and moves it into
+// the cache; a mismatch deletes it.
+Result<Downloaded> Finish(const std::string& partial, const std::string& final_path, uint64_t have,
+                          const std::optional<uint64_t>& size, const std::string& sha256,
+                          const std::string& file) {
+  if (size && have != *size) {
+    ::unlink(partial.c_str());
+    return HubError(ErrorCode::kIntegrity, "size-mismatch",
+                    file + ": got " + std::to_string(have) + " bytes, the Hub announced " +
+                        std::to_string(*size));
+  }
   Downloaded out;
   out.path = final_path;
-  struct stat st {};
-  if (stat(final_path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
-    out.from_cache = true;
-    out.size = static_cast<uint64_t>(st.st_size);
-    std::ifstream side(final_path + ".sha256");
-    std::getline(side, out.sha256);
-    out.verified = !out.sha256.empty();
-    if (out.sha256.empty()) {
-      MS_ASSIGN_OR_RETURN(out.sha256, FileSha256(final_path));
+  out.size = have;
+  MS_ASSIGN_OR_RETURN(out.sha256, FileSha256(partial));
+  if (!sha256.empty()) {
+    if (out.sha256 != sha256) {
+      ::unlink(partial.c_str());
+      return HubError(ErrorCode::kIntegrity, "checksum-mismatch",
+                      file + ": SHA-256 " + out.sha256 + " does not match the Hub's " + sha256 +
+                          " (the partial download was deleted)");
     }
-    Report(progress, ProgressEvent{"download", out.size, out.size, "bytes", "cached", true});
-    return out;
+    out.verified = true;
   }
-  MS_RETURN_IF_ERROR(MakeDirs(final_path.substr(0, final_path.rfind('/'))));
+  if (::rename(partial.c_str(), final_path.c_str()) != 0) {
+    return ErrnoError("hub", "rename to " + final_path, errno);
+  }
+  if (out.verified) std::ofstream(final_path + ".sha256") << out.sha256 << "\n";
+  return out;
+}
 
-  // 1. Metadata: HEAD the resolve URL without following redirects.
+}  // namespace
+
+Result<HubClient::Remote> HubClient::Locate(const std::string& repo, const std::string& revision,
+                                            const std::string& file) {
   const std::string resolve =
       endpoint_ + "/" + repo + "/resolve/" + net::UriEncode(revision) + "/" + EncodePath(file);
-  std::string url = resolve;
-  std::string download_url;
-  std::string expected_sha;
-  uint64_t expected_size = 0;
-  bool size_known = false;
+  Remote remote;
   Status meta = net::WithRetries(retry_, [&](int) -> Status {
-    url = resolve;
+    std::string url = resolve;
     for (int hop = 0; hop < 6; ++hop) {
       net::HttpRequest req;
       req.method = "HEAD";
@@ -256,17 +296,15 @@ Result<Downloaded> HubClient::Download(const std::string& repo, const std::strin
       if (HostOf(url) == HostOf(endpoint_)) AddAuth(req);
       auto r = transport_->Send(req);
       if (!r.ok()) return Unreachable(r.error(), endpoint_);
-      if (expected_sha.empty())
-        expected_sha = Sha256FromEtag(r->Header("x-linked-etag").value_or(""));
-      if (auto s = r->Header("x-linked-size"); s && !size_known) {
-        expected_size = std::strtoull(s->c_str(), nullptr, 10);
-        size_known = true;
+      if (remote.sha256.empty()) {
+        remote.sha256 = Sha256FromEtag(r->Header("x-linked-etag").value_or(""));
       }
+      if (!remote.size) remote.size = HeaderSize(r->Header("x-linked-size"));
       if (r->status >= 300 && r->status < 400) {
         const std::string next = Resolve(url, r->Header("location").value_or(""));
         // A redirect to another host is the CDN: download from there.
         if (HostOf(next) != HostOf(endpoint_)) {
-          download_url = next;
+          remote.download_url = next;
           return Ok{};
         }
         url = next;
@@ -275,45 +313,32 @@ Result<Downloaded> HubClient::Download(const std::string& repo, const std::strin
       if (r->status < 200 || r->status >= 300) {
         return FromResponse(*r, repo + "@" + revision + ":" + file);
       }
-      if (!size_known) {
-        if (auto cl = r->Header("content-length")) {
-          expected_size = std::strtoull(cl->c_str(), nullptr, 10);
-          size_known = true;
-        }
-      }
-      download_url = url;
+      if (!remote.size) remote.size = HeaderSize(r->Header("content-length"));
+      remote.download_url = url;
       return Ok{};
     }
     return HubError(ErrorCode::kUnavailable, "too-many-redirects",
                     "more than 5 redirects for " + resolve);
   });
   if (!meta.ok()) return meta.take_error();
+  return remote;
+}
 
-  // 2. Body: resume into "<file>.incomplete" with Range.
-  const std::string partial = final_path + ".incomplete";
-  const int fd = ::open(partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoError("hub", "open " + partial, errno);
-  struct FdCloser {
-    int fd;
-    ~FdCloser() { ::close(fd); }
-  } closer{fd};
-  // One downloader per partial file (another process may be resuming it).
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    return HubError(ErrorCode::kUnavailable, "busy",
-                    partial + " is being downloaded by another process; try again later");
-  }
+Result<uint64_t> HubClient::Fetch(const Remote& remote, int fd, const std::string& partial,
+                                  const std::string& file, const ProgressFn& progress) {
   struct stat pst {};
-  fstat(fd, &pst);
+  if (fstat(fd, &pst) != 0) return ErrnoError("hub", "stat " + partial, errno);
   uint64_t have = static_cast<uint64_t>(pst.st_size);
-  if (size_known && have > expected_size) {
+  if (remote.size && have > *remote.size) {
     if (ftruncate(fd, 0) != 0) return ErrnoError("hub", "truncate " + partial, errno);
     have = 0;
   }
-  const bool send_auth = HostOf(download_url) == HostOf(endpoint_);
+  const bool send_auth = HostOf(remote.download_url) == HostOf(endpoint_);
+  const uint64_t total = remote.size.value_or(0);
   Status body = net::WithRetries(retry_, [&](int) -> Status {
-    if (size_known && have == expected_size) return Ok{};
+    if (remote.size && have == *remote.size) return Ok{};
     net::HttpRequest req;
-    req.url = download_url;
+    req.url = remote.download_url;
     req.follow_redirects = true;
     if (send_auth) AddAuth(req);
     if (have > 0) req.headers.emplace_back("Range", "bytes=" + std::to_string(have) + "-");
@@ -334,42 +359,53 @@ Result<Downloaded> HubClient::Download(const std::string& repo, const std::strin
         done += static_cast<size_t>(n);
       }
       have += d.size();
-      Report(progress,
-             ProgressEvent{"download", have, size_known ? expected_size : 0, "bytes", file, false});
+      Report(progress, ProgressEvent{"download", have, total, "bytes", file, false});
       return Ok{};
     };
     auto r = transport_->Send(req);
-    if (!r.ok()) return Unreachable(r.error(), HostOf(download_url));
-    if (r->status == 416 && size_known && have == expected_size) return Ok{};
+    if (!r.ok()) return Unreachable(r.error(), HostOf(remote.download_url));
+    if (r->status == 416 && remote.size && have == *remote.size) return Ok{};
     if (r->status < 200 || r->status >= 300) return FromResponse(*r, "download " + file);
     return Ok{};
   });
   if (!body.ok()) return body.take_error();
   if (fsync(fd) != 0) return ErrnoError("hub", "fsync " + partial, errno);
+  return have;
+}
 
-  // 3. Verify, then move into place.
-  if (size_known && have != expected_size) {
-    ::unlink(partial.c_str());
-    return HubError(ErrorCode::kIntegrity, "size-mismatch",
-                    file + ": got " + std::to_string(have) + " bytes, the Hub announced " +
-                        std::to_string(expected_size));
+// Cached: answered from the cache. Otherwise: locate (HEAD), fetch into
+// "<file>.incomplete" (resuming what an earlier run left), verify, move into place.
+Result<Downloaded> HubClient::Download(const std::string& repo, const std::string& revision,
+                                       const std::string& file, const ProgressFn& progress) {
+  MS_RETURN_IF_ERROR(ValidateRepoId(repo));
+  MS_RETURN_IF_ERROR(ValidateRepoPath(file));
+  if (revision.empty() || revision.find("..") != std::string::npos) {
+    return HubError(ErrorCode::kInvalidArgument, "invalid-argument",
+                    "invalid revision '" + revision + "'");
   }
-  MS_ASSIGN_OR_RETURN(out.sha256, FileSha256(partial));
-  if (!expected_sha.empty()) {
-    if (out.sha256 != expected_sha) {
-      ::unlink(partial.c_str());
-      return HubError(ErrorCode::kIntegrity, "checksum-mismatch",
-                      file + ": SHA-256 " + out.sha256 + " does not match the Hub's " +
-                          expected_sha + " (the partial download was deleted)");
-    }
-    out.verified = true;
+  const std::string final_path = CachePath(repo, revision, file);
+  struct stat st {};
+  if (stat(final_path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+    return FromCache(final_path, static_cast<uint64_t>(st.st_size), progress);
   }
-  if (::rename(partial.c_str(), final_path.c_str()) != 0) {
-    return ErrnoError("hub", "rename to " + final_path, errno);
+  MS_RETURN_IF_ERROR(MakeDirs(final_path.substr(0, final_path.rfind('/'))));
+  MS_ASSIGN_OR_RETURN(const Remote remote, Locate(repo, revision, file));
+
+  const std::string partial = final_path + ".incomplete";
+  const int fd = ::open(partial.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoError("hub", "open " + partial, errno);
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  // One downloader per partial file (another process may be resuming it).
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    return HubError(ErrorCode::kUnavailable, "busy",
+                    partial + " is being downloaded by another process; try again later");
   }
-  if (out.verified) std::ofstream(final_path + ".sha256") << out.sha256 << "\n";
-  out.size = have;
-  Report(progress, ProgressEvent{"download", have, have, "bytes", file, true});
+  MS_ASSIGN_OR_RETURN(const uint64_t have, Fetch(remote, fd, partial, file, progress));
+  auto out = Finish(partial, final_path, have, remote.size, remote.sha256, file);
+  if (out.ok()) Report(progress, ProgressEvent{"download", have, have, "bytes", file, true});
   return out;
 }
 

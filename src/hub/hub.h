@@ -86,6 +86,14 @@ class HubClient {
   std::shared_ptr<net::HttpTransport> transport_;
 
   void AddAuth(net::HttpRequest& req) const;
+  // Download's steps: where the file's bytes are and what they should be (HEAD, through
+  // the Hub's redirects), then the body appended to the open partial file `fd` with
+  // Range resumes; returns the partial file's size.
+  struct Remote;
+  Result<Remote> Locate(const std::string& repo, const std::string& revision,
+                        const std::string& file);
+  Result<uint64_t> Fetch(const Remote& remote, int fd, const std::string& partial,
+                         const std::string& file, const ProgressFn& progress);
 };
 
 // "org/name" (or "name"): letters, digits, '-', '_', '.'; no "--" or ".." parts.
