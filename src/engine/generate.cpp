@@ -65,10 +65,17 @@ Result<int> RequestContext(const Engine::Model& m, uint32_t num_ctx) {
   return static_cast<int>(std::min(num_ctx, slot));
 }
 
-Result<GenerateStats> Generate(Engine::Model& m, const GenerateSpec& spec,
-                               const SamplingOptions& sampling, const std::atomic<bool>* cancel) {
-  const auto t0 = std::chrono::steady_clock::now();
-  GenerateStats st;
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The prompt's tokens as a job for the model's batch loop, checked against the
+// request's context, its sampler made and submitted. nullptr when there is nothing to
+// generate (max_tokens 0).
+Result<std::shared_ptr<DecodeJob>> SubmitPrompt(Engine::Model& m, const GenerateSpec& spec,
+                                                const SamplingOptions& sampling,
+                                                const std::atomic<bool>* cancel,
+                                                GenerateStats& st) {
   MS_ASSIGN_OR_RETURN(const int n_ctx, RequestContext(m, sampling.num_ctx));
   auto job = std::make_shared<DecodeJob>();
   job->prompt = Tokenize(m.vocab, *spec.prompt);
@@ -85,100 +92,125 @@ Result<GenerateStats> Generate(Engine::Model& m, const GenerateSpec& spec,
                          std::to_string(n) + " tokens");
   }
   st.prompt_tokens = n;
-  if (sampling.max_tokens == 0) {  // nothing to generate
-    st.finish_reason = "length";
-    st.total_seconds = st.prompt_seconds = Since(t0);
-    return st;
-  }
+  if (sampling.max_tokens == 0) return std::shared_ptr<DecodeJob>();
   MS_ASSIGN_OR_RETURN(job->sampler, Sampler::Make(m.model, sampling, spec.grammar));
   job->sampler->AcceptPrompt(job->prompt);
   job->max_tokens = sampling.max_tokens;
   job->n_ctx = n_ctx;
   job->cancel = cancel;
   m.batcher->Submit(job);
+  return job;
+}
 
-  std::vector<std::string> stops = sampling.stop;
-  stops.insert(stops.end(), spec.extra_stops.begin(), spec.extra_stops.end());
-  PieceFilter filter(std::move(stops));
-  std::string finish;  // decided here (stop string, callback), else the batch loop's
-  bool first = true;
-  std::optional<std::chrono::steady_clock::time_point> t_gen;
-  // Hands text to the caller; false when it wants no more.
-  const auto emit = [&](const std::string& text) {
+// Hands text to the caller: as raw pieces, or through the chat reader as deltas.
+// Each returns false when the caller wants no more.
+struct Output {
+  const GenerateSpec& spec;
+  bool Text(const std::string& text) const {
     if (text.empty()) return true;
     if (spec.reader == nullptr) return (*spec.on_piece)(text);
     for (const ChatDelta& d : spec.reader->Push(text)) {
       if (!(*spec.on_delta)(d)) return false;
     }
     return true;
-  };
+  }
+  bool End() const {  // what the chat reader held back (a tool call's tail)
+    if (spec.reader == nullptr) return true;
+    for (const ChatDelta& d : spec.reader->Finish()) {
+      if (!(*spec.on_delta)(d)) return false;
+    }
+    return true;
+  }
+};
+
+struct Streamed {
+  std::string finish;  // "stop", "length", "cancelled", or empty (the loop ended cleanly)
+  std::optional<Error> error;
+  std::optional<Clock::time_point> prompt_done;
+};
+
+// Turns the job's tokens into text as the batch loop makes them, until a stop string or
+// the caller ends it here, or the loop ends it there.
+Streamed Stream(Engine::Model& m, DecodeJob& job, PieceFilter& filter, const Output& out,
+                GenerateStats& st, Clock::time_point t0) {
+  Streamed r;
   std::deque<llama_token> tokens;
   bool done = false;
-  std::optional<Error> error;
-  while (finish.empty()) {
+  while (r.finish.empty() && !done) {
     {
-      std::unique_lock<std::mutex> lock(job->mu);
-      job->cv.wait(lock, [&] { return !job->tokens.empty() || job->done; });
-      tokens.swap(job->tokens);
-      done = job->done && tokens.empty();
-      if (job->prompt_done && !t_gen) t_gen = job->prompt_done;
+      std::unique_lock<std::mutex> lock(job.mu);
+      job.cv.wait(lock, [&] { return !job.tokens.empty() || job.done; });
+      tokens.swap(job.tokens);
+      done = job.done && tokens.empty();
+      if (job.prompt_done && !r.prompt_done) r.prompt_done = job.prompt_done;
       if (done) {
-        finish = job->finish_reason;
-        error = job->error;
+        r.finish = job.finish_reason;
+        r.error = job.error;
       }
     }
     for (llama_token tok : tokens) {
-      if (first) {
-        st.first_token_seconds = Since(t0);
-        first = false;
-      }
-      ++st.completion_tokens;
+      if (st.completion_tokens++ == 0) st.first_token_seconds = Since(t0);
       bool stopped = false;
-      const std::string out =
-          filter.Push(TokenPiece(m.vocab, tok, job->sampler->Preserved(tok)), &stopped);
-      if (!emit(out)) {
-        finish = "cancelled";
+      const std::string text =
+          filter.Push(TokenPiece(m.vocab, tok, job.sampler->Preserved(tok)), &stopped);
+      if (!out.Text(text)) {
+        r.finish = "cancelled";
         break;
       }
       if (stopped) {
-        finish = "stop";
+        r.finish = "stop";
         break;
       }
     }
     tokens.clear();
-    if (done) break;
   }
-  if (!job->done) {
-    // The batch loop still runs it: tell it to stop (it frees the slot at its next step).
+  return r;
+}
+
+// A job the batch loop still runs is told to stop (it frees the slot at its next step).
+void StopIfRunning(DecodeJob& job, const std::string& finish, GenerateStats& st) {
+  if (!job.done) {
     {
-      std::lock_guard<std::mutex> lock(job->mu);
-      if (job->finish_reason.empty()) job->finish_reason = finish;
+      std::lock_guard<std::mutex> lock(job.mu);
+      if (job.finish_reason.empty()) job.finish_reason = finish;
     }
-    job->stop = true;
+    job.stop = true;
   }
-  {
-    std::lock_guard<std::mutex> lock(job->mu);
-    st.cached_tokens = job->cached_tokens;
+  std::lock_guard<std::mutex> lock(job.mu);
+  st.cached_tokens = job.cached_tokens;
+}
+
+}  // namespace
+
+// Submit the prompt, stream the answer, stop the job, then hand over what the stop
+// filter and the chat reader held back (unless the request was cancelled).
+Result<GenerateStats> Generate(Engine::Model& m, const GenerateSpec& spec,
+                               const SamplingOptions& sampling, const std::atomic<bool>* cancel) {
+  const auto t0 = Clock::now();
+  GenerateStats st;
+  MS_ASSIGN_OR_RETURN(const auto job, SubmitPrompt(m, spec, sampling, cancel, st));
+  if (!job) {  // nothing to generate
+    st.finish_reason = "length";
+    st.total_seconds = st.prompt_seconds = Since(t0);
+    return st;
   }
-  if (error) return *error;
-  if (finish.empty()) finish = "stop";
-  if (finish != "cancelled" && !(cancel && cancel->load())) {
-    if (!emit(filter.Flush())) finish = "cancelled";
-    if (finish != "cancelled" && spec.reader != nullptr) {
-      for (const ChatDelta& d : spec.reader->Finish()) {
-        if (!(*spec.on_delta)(d)) {
-          finish = "cancelled";
-          break;
-        }
-      }
-    }
-  } else {
+  std::vector<std::string> stops = sampling.stop;
+  stops.insert(stops.end(), spec.extra_stops.begin(), spec.extra_stops.end());
+  PieceFilter filter(std::move(stops));
+  const Output out{spec};
+  Streamed r = Stream(m, *job, filter, out, st, t0);
+  StopIfRunning(*job, r.finish, st);
+  if (r.error) return *r.error;
+  std::string finish = r.finish.empty() ? "stop" : r.finish;
+  if (finish == "cancelled" || (cancel && cancel->load())) {
+    finish = "cancelled";
+  } else if (!out.Text(filter.Flush()) || !out.End()) {
     finish = "cancelled";
   }
   st.finish_reason = finish;
-  const auto now = std::chrono::steady_clock::now();
-  st.prompt_seconds = t_gen ? Since(t0, *t_gen) : Since(t0, now);
-  st.generation_seconds = t_gen ? Since(*t_gen, now) : 0;
+  const auto now = Clock::now();
+  st.prompt_seconds = r.prompt_done ? Since(t0, *r.prompt_done) : Since(t0, now);
+  st.generation_seconds = r.prompt_done ? Since(*r.prompt_done, now) : 0;
   st.total_seconds = Since(t0, now);
   return st;
 }
