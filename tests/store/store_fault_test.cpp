@@ -6,6 +6,7 @@
 // PutPublicAccessBlock request itself.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <mutex>
 
 #include "store/s3_request.h"
@@ -126,6 +127,43 @@ TEST(S3Resume, InterruptedRangeResumesFromLastByte) {
   ASSERT_EQ(ranges.size(), 2u);
   EXPECT_EQ(ranges[0], "bytes=0-1048575");
   EXPECT_EQ(ranges[1], "bytes=300000-1048575");  // resumed, not restarted
+}
+
+// The object is replaced while a range is being resumed: S3 answers the If-Match of
+// the resumed GET with 412 PreconditionFailed, and the download fails as
+// changed-during-read instead of joining two objects' bytes.
+TEST(S3Resume, AnObjectReplacedMidDownloadIsChangedDuringRead) {
+  const Bytes data = Pattern(1u << 20, 11);
+  std::atomic<int> gets{0};
+  FakeS3 fake;
+  fake.handle = [&](const HttpRequestIn& r) {
+    const std::string_view bytes(reinterpret_cast<const char*>(data.data()), data.size());
+    if (r.method == "HEAD") return testenv::RangedObject(r, bytes, "abc");
+    if (gets.fetch_add(1) == 0) {
+      HttpResponseOut out = testenv::RangedObject(r, bytes, "abc");
+      out.cut_after = 300000;  // the first attempt breaks...
+      return out;
+    }
+    HttpResponseOut out;  // ...and by the retry the object has another ETag
+    out.status = 412;
+    out.headers.emplace_back("Content-Type", "application/xml");
+    out.body =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>PreconditionFailed</Code>"
+        "<Message>At least one of the pre-conditions you specified did not hold</Message>"
+        "<Condition>If-Match</Condition></Error>";
+    return out;
+  };
+  StoreOptions o = S3rverOptions(fake.server.url());
+  o.threads = 1;
+  auto store = OpenStore("s3://fake-bucket", o);
+  ASSERT_TRUE(store.ok());
+  Bytes out(data.size());
+  SpanSink sink(out);
+  auto info = (*store)->Download("obj", sink);
+  ASSERT_FALSE(info.ok());
+  EXPECT_EQ(info.error().reason, "changed-during-read") << info.error().ToString();
+  EXPECT_EQ(info.error().code, ErrorCode::kIntegrity);
+  EXPECT_EQ(gets.load(), 2);
 }
 
 TEST(S3Abort, PermanentPartFailureAbortsTheUpload) {

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -201,6 +202,34 @@ TEST_F(LocalStoreTest, WriterTakesBytesInAnyOrderAndOnlyCommitPublishes) {
     ++files;
   }
   EXPECT_EQ(files, 1u);  // x.bin only: no temporary files, no partial objects
+}
+
+// The object's file is cut short while it is read (another process truncating it):
+// the read fails as changed-during-read, never a short object handed on as whole.
+TEST_F(LocalStoreTest, AnObjectCutShortWhileReadIsChangedDuringRead) {
+  ASSERT_TRUE(store_->CreateBucket().ok());
+  Bytes data = Pattern(12 << 20, 5);
+  MemorySource src(data);
+  ASSERT_TRUE(store_->Put("m.bin", src).ok());
+  struct TruncatingSink final : ByteSink {
+    std::string path;
+    Bytes got;
+    bool cut = false;
+    Status WriteAt(uint64_t offset, std::span<const uint8_t> d) override {
+      if (!cut) {
+        cut = true;
+        if (::truncate(path.c_str(), 1 << 20) != 0) return MakeError(ErrorCode::kIo, "t", "t", "t");
+      }
+      if (got.size() < offset + d.size()) got.resize(offset + d.size());
+      std::copy(d.begin(), d.end(), got.begin() + static_cast<std::ptrdiff_t>(offset));
+      return Ok{};
+    }
+  } sink;
+  sink.path = root_ + "/m.bin";
+  auto info = store_->Download("m.bin", sink);
+  ASSERT_FALSE(info.ok());
+  EXPECT_EQ(info.error().reason, "changed-during-read") << info.error().ToString();
+  EXPECT_EQ(info.error().code, ErrorCode::kIntegrity);
 }
 
 TEST_F(LocalStoreTest, ListingOrderPrefixAndPagination) {
