@@ -8,12 +8,13 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
-import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, existsSync } from 'node:fs';
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Ollama } from 'ollama';
 import OpenAI from 'openai';
+import { KMSClient, GenerateDataKeyCommand } from '@aws-sdk/client-kms';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
@@ -568,6 +569,88 @@ test('environment views: instance metadata from IMDSv2, system, network; machine
   assert.equal(status.code, 0, status.out);
   assert.match(status.out, new RegExp(`instance type\\s+${IDENTITY.instanceType}`));
   assert.match(status.out, /key service\s+reachable/);
+});
+
+// The original Python sample's objects, written here the way it writes them: a data
+// key from the key service (the official AWS SDK, the owner's credentials of the
+// embedded stack), the model as one AES-256-GCM message (12-byte IV, ciphertext, tag)
+// in NAME.gguf.enc, the CiphertextBlob in NAME.gguf.datakey.enc.
+test('the original sample\'s layout: listed, loaded with attestation, measured, answering', async () => {
+  const legacyFile = path.join(dir, 'legacy.gguf');
+  const made = spawnSync(bin, ['dev', 'make-test-model', legacyFile, '--layers', '1', '--dim', '64',
+    '--seed', '23'], { encoding: 'utf8' });
+  assert.equal(made.status, 0, made.stderr);
+  const plain = readFileSync(legacyFile);
+  const digest = sha384(plain);
+
+  const conf = readFileSync(path.join(state, 'modelseal.conf'), 'utf8');
+  const kmsSection = conf.slice(conf.indexOf('[kms]'));
+  const endpoint = kmsSection.match(/^endpoint = (\S+)/m)[1];
+  const region = kmsSection.match(/^region = (\S+)/m)[1];
+  const ini = readFileSync(path.join(state, 'kms', 'clients.ini'), 'utf8');
+  const owner = ini.slice(ini.indexOf('[owner]'));
+  const kms = new KMSClient({
+    endpoint, region,
+    credentials: {
+      accessKeyId: owner.match(/^aws_access_key_id = (\S+)/m)[1],
+      secretAccessKey: owner.match(/^aws_secret_access_key = (\S+)/m)[1],
+    },
+  });
+  const dk = await kms.send(new GenerateDataKeyCommand({ KeyId: 'alias/modelseal', KeySpec: 'AES_256' }));
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', Buffer.from(dk.Plaintext), iv);
+  const body = Buffer.concat([cipher.update(plain), cipher.final()]);
+  const models = path.join(state, 'store', 'models');
+  writeFileSync(path.join(models, 'legacy.gguf.enc'), Buffer.concat([iv, body, cipher.getAuthTag()]));
+  writeFileSync(path.join(models, 'legacy.gguf.datakey.enc'), Buffer.from(dk.CiphertextBlob));
+  dk.Plaintext.fill(0);
+  kms.destroy();
+  const keyArn = dk.KeyId;  // the consumer pins the key by ARN, never by alias
+  assert.match(keyArn, /^arn:aws:kms:[^:]+:\d{12}:key\//);
+
+  const listed = JSON.parse(ok(['published', 'ls', '--json']).out).legacy;
+  const entry = listed.find((l) => l.object.endsWith('legacy.gguf.enc'));
+  assert.ok(entry, JSON.stringify(listed));
+  assert.ok(entry.datakey.endsWith('legacy.gguf.datakey.enc'), JSON.stringify(entry));
+
+  ok(['policy', 'allow-attested', '--pcr', '4', '--pcr', '7'], { MODELSEAL_TOKEN: tokens.owner });
+  const pcr15Before = Buffer.from(pcrread(15), 'hex');
+  const before = auditLines().length;
+  const r = ok(['load', '--legacy', entry.object, entry.datakey, '--key', keyArn, '-q',
+    '--expect-sha384', digest.toString('hex')], { MODELSEAL_TOKEN: tokens.consumer });
+  const expected = extend(pcr15Before, digest).toString('hex');
+  assert.equal(pcrread(15), expected);
+  assert.ok(r.out.includes(expected), r.out);
+  const released = auditLines().slice(before).filter((l) => l.operation === 'Decrypt');
+  assert.equal(released.length, 1);
+  assert.equal(released[0].decision, 'allow');
+  assert.equal(released[0].attestation.verified, true);
+  const ps = JSON.parse(ok(['ps', '--json']).out).models;
+  const model = ps.find((m) => m.name === 'legacy');
+  assert.ok(model, JSON.stringify(ps));
+  assert.equal(model.sha384, digest.toString('hex'));
+  assert.equal(model.measured, true);
+
+  const ollama = new Ollama({ host: base, headers: { Authorization: `Bearer ${tokens.consumer}` } });
+  const answer = await ollama.generate({ model: 'legacy', prompt: 'Hello', stream: false,
+    options: { num_predict: 4, seed: 1 } });
+  assert.equal(answer.done, true);
+  assert.ok(answer.eval_count > 0);
+  ok(['unload', 'legacy'], { MODELSEAL_TOKEN: tokens.consumer });
+
+  // A tampered message is refused at the tag: nothing loaded, PCR15 unchanged.
+  const sealedPath = path.join(models, 'legacy.gguf.enc');
+  const tampered = readFileSync(sealedPath);
+  tampered[tampered.length - 100] ^= 1;
+  writeFileSync(sealedPath, tampered);
+  const pcr15 = pcrread(15);
+  const bad = cli(['load', '--legacy', entry.object, entry.datakey, '--key', keyArn, '-q'],
+    { MODELSEAL_TOKEN: tokens.consumer });
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.out + bad.err, /legacy object failed authentication/);
+  assert.match(bad.out + bad.err, /failed at step: download/);
+  assert.equal(pcrread(15), pcr15);
+  assert.ok(!JSON.parse(ok(['ps', '--json']).out).models.some((m) => m.name === 'legacy'));
 });
 
 test('docs/openapi.json: served without a token, a valid OpenAPI 3.1 document, every operation routed, every answer of this run matches it', async () => {
