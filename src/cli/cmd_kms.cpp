@@ -180,7 +180,7 @@ Result<std::map<uint32_t, std::string>> ParsePcrs(const std::vector<std::string>
   for (const auto& it : items) {
     const size_t eq = it.find('=');
     const auto hex = eq == std::string::npos ? std::nullopt : FromHex(it.substr(eq + 1));
-    // The index strictly: one or two digits ("x=..." or "4x=..." is an error, not PCR0).
+    // The index strictly: a decimal 0..23 ("x=...", "4x=..." or "+4=..." is an error, not PCR0).
     const auto index = eq == std::string::npos
                            ? std::nullopt
                            : ParseDecimal(std::string_view(it).substr(0, eq), 23);

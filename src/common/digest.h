@@ -20,7 +20,9 @@ ModelDigests DigestBytes(std::span<const uint8_t> data);
 // Maps `size` bytes of `fd` read-only and digests them. Errors: module `module`,
 // reason "io" when the mapping fails.
 Result<ModelDigests> DigestFd(int fd, uint64_t size, const std::string& module);
-// SHA-256 alone, the same way (what the Hugging Face Hub names LFS files by).
+// SHA-256 alone (what the Hugging Face Hub names LFS files by) of `size` bytes of a file
+// that others may change: read with pread, not mapped, so a file cut short while it is
+// read is an error (reason "changed-during-read"), not a SIGBUS.
 Result<std::array<uint8_t, 32>> Sha256Fd(int fd, uint64_t size, const std::string& module);
 
 }  // namespace modelseal

@@ -60,12 +60,16 @@ std::string Sha256FromEtag(std::string etag) {
 Result<std::string> FileSha256(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoError("hub", "open " + path, errno);
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
   struct stat st {};
-  Result<std::array<uint8_t, 32>> d =
-      fstat(fd, &st) == 0
-          ? Sha256Fd(fd, static_cast<uint64_t>(st.st_size), "hub")
-          : Result<std::array<uint8_t, 32>>(ErrnoError("hub", "stat " + path, errno));
-  ::close(fd);
+  if (fstat(fd, &st) != 0) return ErrnoError("hub", "stat " + path, errno);
+  if (!S_ISREG(st.st_mode)) {
+    return HubError(ErrorCode::kInvalidArgument, "not-a-file", path + " is not a regular file");
+  }
+  auto d = Sha256Fd(fd, static_cast<uint64_t>(st.st_size), "hub");
   if (!d.ok()) return d.take_error();
   return ToHex(*d);
 }
@@ -221,15 +225,18 @@ struct HubClient::Remote {
 
 namespace {
 
-// A strict decimal header value (a size); nullopt for anything else.
-std::optional<uint64_t> HeaderSize(const std::optional<std::string>& v) {
-  if (!v || v->empty() || v->find_first_not_of("0123456789") != std::string::npos) {
-    return std::nullopt;
-  }
+// A size header: nullopt when absent; a value that is not a decimal number is refused
+// (a size the check could not use would let any length through).
+Result<std::optional<uint64_t>> SizeHeader(const net::HttpResponse& r, const char* name) {
+  const auto v = r.Header(name);
+  if (!v) return std::optional<uint64_t>();
   errno = 0;
   const unsigned long long n = std::strtoull(v->c_str(), nullptr, 10);
-  if (errno == ERANGE) return std::nullopt;
-  return static_cast<uint64_t>(n);
+  if (v->empty() || v->find_first_not_of("0123456789") != std::string::npos || errno == ERANGE) {
+    return HubError(ErrorCode::kUnavailable, "bad-response",
+                    std::string("the Hub sent ") + name + ": '" + *v + "', not a size");
+  }
+  return std::optional<uint64_t>(static_cast<uint64_t>(n));
 }
 
 // A file already in the cache (its SHA-256 from the side file the download wrote, or
@@ -299,7 +306,9 @@ Result<HubClient::Remote> HubClient::Locate(const std::string& repo, const std::
       if (remote.sha256.empty()) {
         remote.sha256 = Sha256FromEtag(r->Header("x-linked-etag").value_or(""));
       }
-      if (!remote.size) remote.size = HeaderSize(r->Header("x-linked-size"));
+      if (!remote.size) {
+        MS_ASSIGN_OR_RETURN(remote.size, SizeHeader(*r, "x-linked-size"));
+      }
       if (r->status >= 300 && r->status < 400) {
         const std::string next = Resolve(url, r->Header("location").value_or(""));
         // A redirect to another host is the CDN: download from there.
@@ -313,7 +322,9 @@ Result<HubClient::Remote> HubClient::Locate(const std::string& repo, const std::
       if (r->status < 200 || r->status >= 300) {
         return FromResponse(*r, repo + "@" + revision + ":" + file);
       }
-      if (!remote.size) remote.size = HeaderSize(r->Header("content-length"));
+      if (!remote.size) {
+        MS_ASSIGN_OR_RETURN(remote.size, SizeHeader(*r, "content-length"));
+      }
       remote.download_url = url;
       return Ok{};
     }

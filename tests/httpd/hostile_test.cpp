@@ -381,7 +381,7 @@ TEST_P(Hostile, AmbiguousFramingIsRefusedAndClosed) {
   }
 }
 
-TEST_P(Hostile, BodiesOverTheLimitAre413ForEveryEncodingAndMemoryStaysFlat) {
+TEST_P(Hostile, BodiesOverTheLimitAre413ForEveryEncodingAndAreNotReadFurther) {
   const uint64_t limit = env_->kind == Kind::kChat ? 8u << 20 : 1u << 20;
   // With a Content-Length: refused from the head.
   const std::string len = "Content-Length: " + std::to_string(limit + 1);

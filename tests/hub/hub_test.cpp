@@ -37,6 +37,7 @@ struct FakeHub {
   std::atomic<int> cdn_cuts{1};           // CDN GETs to cut mid-body
   std::atomic<bool> corrupt{false};
   std::atomic<long> announced_extra{0};  // added to the X-Linked-Size the Hub announces
+  std::string announced_size;            // when set, the X-Linked-Size sent instead
   std::mutex mu;
   std::vector<std::string> cdn_ranges;
   std::vector<std::string> cdn_auth;
@@ -79,8 +80,10 @@ struct FakeHub {
       out.headers.emplace_back("Location", "http://localhost:" + std::to_string(cdn.port()) +
                                                "/repos/ab/cd/blob?X-Signature=xyz");
       out.headers.emplace_back("X-Linked-Etag", "\"" + Sha256Hex(gguf) + "\"");
-      out.headers.emplace_back("X-Linked-Size",
-                               std::to_string(static_cast<long>(gguf.size()) + announced_extra));
+      out.headers.emplace_back(
+          "X-Linked-Size", !announced_size.empty()
+                               ? announced_size
+                               : std::to_string(static_cast<long>(gguf.size()) + announced_extra));
       out.headers.emplace_back("ETag", "W/\"0123456789012345678901234567890123456789\"");
       return out;
     }
@@ -256,6 +259,21 @@ TEST_F(HubTest, ABodyOfAnotherSizeThanAnnouncedIsRefused) {
     const std::string path = client.CachePath("org/tiny", "main", "model.gguf");
     EXPECT_FALSE(std::filesystem::exists(path));
     EXPECT_FALSE(std::filesystem::exists(path + ".incomplete"));
+  }
+}
+
+// A size the client could not use is refused, not taken as "no size".
+TEST_F(HubTest, ASizeHeaderThatIsNotANumberIsRefused) {
+  for (const char* bad : {"12abc", "-1", "", "99999999999999999999999"}) {
+    SCOPED_TRACE(bad);
+    FakeHub fake;
+    fake.announced_size = bad;
+    if (std::string(bad).empty()) fake.announced_size = " ";
+    HubClient client(Options(fake.hub.url()));
+    auto d = client.Download("org/tiny", "main", "model.gguf");
+    ASSERT_FALSE(d.ok());
+    EXPECT_EQ(d.error().reason, "bad-response") << d.error().ToString();
+    EXPECT_FALSE(std::filesystem::exists(client.CachePath("org/tiny", "main", "model.gguf")));
   }
 }
 
