@@ -24,7 +24,7 @@
 MODELSEAL_LLAMA_NPM_VERSION=3.21.1
 # Bump when the build recipe below changes: a new recipe builds into a new directory
 # (cmake/llama.cmake must name the same number), so an older checkout keeps its own.
-MODELSEAL_LLAMA_RECIPE=2
+MODELSEAL_LLAMA_RECIPE=3
 MODELSEAL_LLAMA_DIR="$MODELSEAL_CACHE/llama/$MODELSEAL_LLAMA_NPM_VERSION-r$MODELSEAL_LLAMA_RECIPE"
 export MODELSEAL_LLAMA_DIR
 
@@ -51,6 +51,12 @@ ensure_llama() {
     if git -C "$work/src" apply --check "$p" 2>/dev/null; then
       git -C "$work/src" apply "$p"
     fi
+  done
+  # Ours (scripts/setup.d/llama-patches/, each explained at its top): they must apply.
+  for p in "$ROOT"/scripts/setup.d/llama-patches/*.diff; do
+    [ -e "$p" ] || continue
+    git -C "$work/src" apply "$p" ||
+      { log "llama.cpp: patch ${p#"$ROOT"/} does not apply to this release"; return 1; }
   done
   local opts=(-DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DGGML_NATIVE=OFF
     -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON -DGGML_OPENMP=ON -DLLAMA_CURL=OFF
@@ -80,6 +86,7 @@ ensure_llama() {
     echo "node-llama-cpp $MODELSEAL_LLAMA_NPM_VERSION"
     echo "llama.cpp $(tr -d '\n ' <"$work/package/llama/llama.cpp.info.json")"
     echo "commit $(git -C "$work/src" rev-parse HEAD)"
+    echo "patched $(git -C "$work/src" diff --stat | tail -1)"
     echo "cmake ${opts[*]}"
     echo "cpu variants $(cd "$dir/prefix/lib" && ls libggml-cpu-*.so | sed 's/libggml-cpu-//; s/\.so//' | tr '\n' ' ')"
   } >"$dir/BUILD-INFO"
