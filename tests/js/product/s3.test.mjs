@@ -120,3 +120,25 @@ test('the consumer loads from the bucket: PCR15 as tpm2_pcrread reads it, and ch
   assert.equal(answer.done, true);
   assert.ok(answer.eval_count > 0);
 });
+
+// RssAnon of the `up` process, in bytes.
+function upRssAnon() {
+  const { pid } = JSON.parse(readFileSync(path.join(state, 'up.json'), 'utf8'));
+  const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^RssAnon:\s+(\d+) kB/m);
+  return Number(m[1]) * 1024;
+}
+
+test('a finished publish leaves no transfer buffers resident in the server', () => {
+  // 174 MiB: enough 8 MiB parts that glibc, left alone, keeps about 110 MiB of freed
+  // part buffers in the upload threads' arenas after the second publish.
+  const big = path.join(dir, 'mid.gguf');
+  const made = spawnSync(bin, ['dev', 'make-test-model', big, '--layers', '2', '--dim', '1024',
+    '--heads', '8'], { encoding: 'utf8' });
+  assert.equal(made.status, 0, made.stderr);
+  const before = upRssAnon();
+  for (const name of ['mid1', 'mid2']) cli(['publish', name, '--gguf', big, '-q'], tokens.owner);
+  const after = upRssAnon();
+  for (const name of ['mid1', 'mid2']) cli(['published', 'rm', name], tokens.owner);
+  assert.ok(after - before < 32 * 2 ** 20,
+    `RssAnon of up went from ${before} to ${after} bytes over two publishes`);
+});
