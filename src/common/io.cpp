@@ -128,7 +128,13 @@ Status PwriteAll(int fd, uint64_t offset, std::span<const uint8_t> data, const s
 }
 
 Status AtomicFileSink::WriteAt(uint64_t offset, std::span<const uint8_t> data) {
-  return PwriteAll(fd_, offset, data, "io", "write " + temp_path_);
+  MS_RETURN_IF_ERROR(PwriteAll(fd_, offset, data, "io", "write " + temp_path_));
+  // Start writing these pages back now (asynchronously), so the fsync in Commit
+  // waits for the last few writes, not for the whole file. Advisory: an error here
+  // resurfaces in that fsync.
+  (void)sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(data.size()),
+                        SYNC_FILE_RANGE_WRITE);
+  return Ok{};
 }
 
 Status AtomicFileSink::Commit() {
