@@ -68,6 +68,7 @@ DecryptingSink::DecryptingSink(const sealed::SealedReader& reader, Bytes header_
   chunk_count_ = h.chunk_count();
   stride_ = uint64_t{h.chunk_size} + sealed::kTagSize;
   body_offset_ = h.chunk_offset(0);
+  done_.assign(static_cast<size_t>(chunk_count_), false);
 }
 
 DecryptingSink::~DecryptingSink() {
@@ -97,7 +98,13 @@ Status DecryptingSink::WriteAt(uint64_t offset, std::span<const uint8_t> data) {
     const sealed::Header& h = reader_.header();
     const uint64_t sealed_len = uint64_t{h.chunk_plain_size(index)} + sealed::kTagSize;
     const size_t take = static_cast<size_t>(std::min<uint64_t>(sealed_len - within, data.size()));
-    MS_RETURN_IF_ERROR(Take(index, within, data.first(take), sealed_len));
+    if (within == 0 && take == sealed_len) {
+      // The whole chunk is in this write (a local store's ranges): decrypt it from
+      // the caller's buffer, without assembling a copy first.
+      MS_RETURN_IF_ERROR(Decrypt(index, data.first(take)));
+    } else {
+      MS_RETURN_IF_ERROR(Take(index, within, data.first(take), sealed_len));
+    }
     offset += take;
     data = data.subspan(take);
   }
@@ -120,18 +127,27 @@ Status DecryptingSink::Take(uint64_t index, uint64_t within, std::span<const uin
   if (p->filled.fetch_add(piece.size()) + piece.size() != sealed_len) return Ok{};
 
   // This write completed the chunk: decrypt it here, on the download's thread.
+  Status s = Decrypt(index, p->sealed);
+  std::lock_guard<std::mutex> lock(mu_);
+  OPENSSL_cleanse(p->sealed.data(), p->sealed.size());
+  partial_.erase(index);
+  return s;
+}
+
+Status DecryptingSink::Decrypt(uint64_t index, std::span<const uint8_t> sealed) {
   const sealed::Header& h = reader_.header();
   thread_local Bytes plain;
   plain.resize(h.chunk_size);
   const std::span<uint8_t> out(plain.data(), h.chunk_plain_size(index));
-  Status s = reader_.DecryptChunkFrom(index, p->sealed, out);
+  Status s = reader_.DecryptChunkFrom(index, sealed, out);
   if (s.ok()) s = out_.WriteAt(index * h.chunk_size, out);
   OPENSSL_cleanse(plain.data(), plain.size());
-  {
+  if (s.ok()) {
     std::lock_guard<std::mutex> lock(mu_);
-    OPENSSL_cleanse(p->sealed.data(), p->sealed.size());
-    partial_.erase(index);
-    if (s.ok()) ++decrypted_;
+    if (!done_[index]) {  // a chunk that came twice counts once
+      done_[index] = true;
+      ++decrypted_;
+    }
   }
   return s;
 }

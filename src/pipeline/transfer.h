@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "common/io.h"
 #include "common/memfd.h"
@@ -57,6 +58,8 @@ class DecryptingSink final : public ByteSink {
     std::atomic<uint64_t> filled{0};
   };
   Status Take(uint64_t index, uint64_t within, std::span<const uint8_t> piece, uint64_t sealed_len);
+  // Decrypts chunk `index` from all of its sealed bytes into the memfd.
+  Status Decrypt(uint64_t index, std::span<const uint8_t> sealed);
 
   const sealed::SealedReader& reader_;
   const Bytes header_;
@@ -67,7 +70,8 @@ class DecryptingSink final : public ByteSink {
   uint64_t body_offset_ = 0;
   mutable std::mutex mu_;
   std::map<uint64_t, std::unique_ptr<Partial>> partial_;
-  uint64_t decrypted_ = 0;
+  std::vector<bool> done_;  // by chunk index
+  uint64_t decrypted_ = 0;  // chunks decrypted, each counted once
 };
 
 }  // namespace modelseal::pipeline

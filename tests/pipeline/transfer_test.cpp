@@ -73,5 +73,42 @@ TEST(DecryptingSink, AMissingRangeIsIncomplete) {
   EXPECT_EQ(s.error().reason, "incomplete") << s.error().ToString();
 }
 
+TEST(DecryptingSink, RangesHoldingWholeChunksDecryptTooAndATamperedOneIsRefused) {
+  Fixture f;
+  // Ranges of 3.5 chunks, as a local store delivers them: whole chunks in the
+  // middle of each write, pieces of one at its edges.
+  const uint64_t range = 3 * kChunk + kChunk / 2;
+  {
+    DecryptingSink sink(*f.reader, f.head(), *f.memfd, nullptr);
+    for (uint64_t at = 0; at < f.obj.object.size(); at += range) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(range, f.obj.object.size() - at));
+      ASSERT_TRUE(sink.WriteAt(at, std::span(f.obj.object).subspan(at, n)).ok()) << at;
+    }
+    ASSERT_TRUE(sink.Finish().ok());
+    EXPECT_EQ(ReadAll(*f.memfd), f.obj.plain);
+  }
+  Bytes tampered = f.obj.object;
+  const uint64_t third = f.obj.header.chunk_offset(3);
+  tampered[third + 10] ^= 1;
+  DecryptingSink sink(*f.reader, f.head(), *f.memfd, nullptr);
+  Status s = sink.WriteAt(0, tampered);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().reason, "chunk-auth-failed") << s.error().ToString();
+  EXPECT_FALSE(sink.Finish().ok());
+}
+
+TEST(DecryptingSink, AChunkDeliveredTwiceDoesNotStandInForAMissingOne) {
+  Fixture f;
+  DecryptingSink sink(*f.reader, f.head(), *f.memfd, nullptr);
+  const uint64_t c4 = f.obj.header.chunk_offset(4), c5 = f.obj.header.chunk_offset(5);
+  const uint64_t c6 = f.obj.header.chunk_offset(6);
+  ASSERT_TRUE(sink.WriteAt(0, std::span(f.obj.object).first(c5)).ok());
+  ASSERT_TRUE(sink.WriteAt(c4, std::span(f.obj.object).subspan(c4, c5 - c4)).ok());
+  ASSERT_TRUE(sink.WriteAt(c6, std::span(f.obj.object).subspan(c6)).ok());
+  Status s = sink.Finish();  // chunk 5 never came; chunk 4 came twice
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().reason, "incomplete") << s.error().ToString();
+}
+
 }  // namespace
 }  // namespace modelseal::pipeline
