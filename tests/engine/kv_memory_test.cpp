@@ -38,16 +38,16 @@ TEST(KvMemory, LoadingAModelLeavesItsKvCacheUncommitted) {
   o.layers = 2;
   o.dim = 256;
   o.heads = 4;
-  o.context_length = 4096;
+  o.context_length = 8192;
   const std::string path = (dir.path() / "kv.gguf").string();
   ASSERT_TRUE(WriteTestModel(path, o).ok());
 
   LoadOptions lo;
   lo.name = "kv";
   lo.parallel = 4;
-  lo.context_length = 4096;
+  lo.context_length = 8192;
   lo.threads = 1;
-  // K and V, F16, for every layer and every token of every slot: 32 MiB.
+  // K and V, F16, for every layer and every token of every slot: 64 MiB.
   const long long kv_bytes = 2LL * o.layers * lo.parallel * lo.context_length * o.dim * 2;
 
   Engine engine;
@@ -64,10 +64,11 @@ TEST(KvMemory, LoadingAModelLeavesItsKvCacheUncommitted) {
   ASSERT_TRUE(info.ok()) << info.error().ToString();
   const long long after = RssAnonBytes();
   ASSERT_EQ(info->parallel, 4);
-  ASSERT_EQ(info->context_length, 4096u);
+  ASSERT_EQ(info->context_length, 8192u);
   // llama.cpp's memset of the whole cache made it all resident: a growth of at
-  // least kv_bytes. Now pages become resident as tokens are stored.
-  EXPECT_LT(after - before, kv_bytes / 4) << "RssAnon grew from " << before << " to " << after
+  // least kv_bytes. Now pages become resident as tokens are stored; what does grow
+  // is llama.cpp's own allocations (about 6 MiB here, 22 MiB under ASan).
+  EXPECT_LT(after - before, kv_bytes / 2) << "RssAnon grew from " << before << " to " << after
                                           << " bytes; the KV cache is " << kv_bytes;
 
   // A cache that was never written answers as one that was cleared: the same
