@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <mutex>
 
 #include "common/bytes.h"
 #include "common/log.h"
@@ -136,6 +137,16 @@ std::vector<json> Job::EventsAfter(uint64_t after, std::chrono::milliseconds wai
   }
   *finished = state_ != State::kRunning;
   return out;
+}
+
+JobManager::JobManager() {
+  // Every job runs on a new thread, and glibc gives threads their own malloc arenas
+  // (up to 8 per core). A load allocates a model's vocabulary and metadata on its job
+  // thread and frees it at unload from another; spread over many arenas, what is
+  // freed stays fragmented and the server's resident memory crept up by about 3.5 MiB
+  // per load and unload (14 -> 55 MiB over 12). Four arenas keep it level.
+  static std::once_flag once;
+  std::call_once(once, [] { mallopt(M_ARENA_MAX, 4); });
 }
 
 JobManager::~JobManager() {

@@ -78,7 +78,8 @@ class Job {
 
 class JobManager {
  public:
-  JobManager() = default;
+  // The first JobManager caps glibc's malloc arenas for the process (see jobs.cpp).
+  JobManager();
   ~JobManager();
   JobManager(const JobManager&) = delete;
   JobManager& operator=(const JobManager&) = delete;
