@@ -96,6 +96,13 @@ lane() {
   row "$name: load job / store get into /dev/shm" "$m_load" "$m_base_dl"
   printf '%-56s %10s %10s\n' "$name: peak RSS during load - model size (MiB, max)" \
     "$(awk -v r="$m_rss" -v s="$size" 'BEGIN{printf "%.0f", (r-s)/2^20}')" "64"
+  {
+    echo "  $name, every run (s): sha384sum ${base_pub[*]}; publish ${pub[*]};" \
+      "store get ${base_dl[*]}; load ${load[*]}"
+    printf '  %s, every run: peak RSS - model size (MiB):' "$name"
+    printf ' %s' $(printf '%s\n' "${rss[@]}" | awk -v s="$size" '{printf "%.0f\n", ($1-s)/2^20}')
+    echo
+  } >&2
 }
 
 echo
