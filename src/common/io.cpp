@@ -129,11 +129,18 @@ Status PwriteAll(int fd, uint64_t offset, std::span<const uint8_t> data, const s
 
 Status AtomicFileSink::WriteAt(uint64_t offset, std::span<const uint8_t> data) {
   MS_RETURN_IF_ERROR(PwriteAll(fd_, offset, data, "io", "write " + temp_path_));
-  // Start writing these pages back now (asynchronously), so the fsync in Commit
-  // waits for the last few writes, not for the whole file. Advisory: an error here
-  // resurfaces in that fsync.
-  (void)sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(data.size()),
-                        SYNC_FILE_RANGE_WRITE);
+  // A large write's whole pages start going to disk now (asynchronously), so the
+  // fsync in Commit waits for the last few writes, not for the whole file. Small
+  // writes (a download's pieces) and the pages at a write's edges, which the next
+  // write dirties again, are left to Commit. Advisory: an error here resurfaces in
+  // that fsync.
+  constexpr uint64_t kSyncAhead = 1u << 20, kPage = 4096;
+  if (data.size() >= kSyncAhead) {
+    const uint64_t begin = (offset + kPage - 1) / kPage * kPage;
+    const uint64_t end = (offset + data.size()) / kPage * kPage;
+    (void)sync_file_range(fd_, static_cast<off_t>(begin), static_cast<off_t>(end - begin),
+                          SYNC_FILE_RANGE_WRITE);
+  }
   return Ok{};
 }
 

@@ -71,9 +71,11 @@ DecryptingSink::DecryptingSink(const sealed::SealedReader& reader, Bytes header_
   done_.assign(static_cast<size_t>(chunk_count_), false);
 }
 
-DecryptingSink::~DecryptingSink() {
-  for (auto& [i, p] : partial_) OPENSSL_cleanse(p->sealed.data(), p->sealed.size());
+DecryptingSink::Partial::~Partial() {
+  OPENSSL_cleanse(sealed.data(), sealed.size());
 }
+
+DecryptingSink::~DecryptingSink() = default;
 
 Status DecryptingSink::WriteAt(uint64_t offset, std::span<const uint8_t> data) {
   if (IsCancelled(cancel_)) return Cancelled();
@@ -113,15 +115,15 @@ Status DecryptingSink::WriteAt(uint64_t offset, std::span<const uint8_t> data) {
 
 Status DecryptingSink::Take(uint64_t index, uint64_t within, std::span<const uint8_t> piece,
                             uint64_t sealed_len) {
-  Partial* p = nullptr;
+  std::shared_ptr<Partial> p;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto& slot = partial_[index];
     if (!slot) {
-      slot = std::make_unique<Partial>();
+      slot = std::make_shared<Partial>();
       slot->sealed.resize(static_cast<size_t>(sealed_len));
     }
-    p = slot.get();
+    p = slot;
   }
   std::memcpy(p->sealed.data() + within, piece.data(), piece.size());
   if (p->filled.fetch_add(piece.size()) + piece.size() != sealed_len) return Ok{};
@@ -129,8 +131,7 @@ Status DecryptingSink::Take(uint64_t index, uint64_t within, std::span<const uin
   // This write completed the chunk: decrypt it here, on the download's thread.
   Status s = Decrypt(index, p->sealed);
   std::lock_guard<std::mutex> lock(mu_);
-  OPENSSL_cleanse(p->sealed.data(), p->sealed.size());
-  partial_.erase(index);
+  if (auto it = partial_.find(index); it != partial_.end() && it->second == p) partial_.erase(it);
   return s;
 }
 
@@ -157,7 +158,8 @@ Status DecryptingSink::Finish() const {
   if (decrypted_ != chunk_count_ || !partial_.empty()) {
     return Fail(ErrorCode::kIntegrity, "incomplete",
                 "the download ended with " + std::to_string(chunk_count_ - decrypted_) + " of " +
-                    std::to_string(chunk_count_) + " chunks missing");
+                    std::to_string(chunk_count_) + " chunks missing and " +
+                    std::to_string(partial_.size()) + " partly received");
   }
   return Ok{};
 }

@@ -53,9 +53,12 @@ class DecryptingSink final : public ByteSink {
   Status Finish() const;
 
  private:
+  // A chunk being assembled from pieces. Shared: a piece being copied in keeps it
+  // alive even if another thread completes the chunk meanwhile (a duplicate piece).
   struct Partial {
     Bytes sealed;
     std::atomic<uint64_t> filled{0};
+    ~Partial();  // wipes `sealed`
   };
   Status Take(uint64_t index, uint64_t within, std::span<const uint8_t> piece, uint64_t sealed_len);
   // Decrypts chunk `index` from all of its sealed bytes into the memfd.
@@ -69,7 +72,7 @@ class DecryptingSink final : public ByteSink {
   uint64_t stride_ = 0;
   uint64_t body_offset_ = 0;
   mutable std::mutex mu_;
-  std::map<uint64_t, std::unique_ptr<Partial>> partial_;
+  std::map<uint64_t, std::shared_ptr<Partial>> partial_;
   std::vector<bool> done_;  // by chunk index
   uint64_t decrypted_ = 0;  // chunks decrypted, each counted once
 };

@@ -78,7 +78,7 @@ class Job {
 
 class JobManager {
  public:
-  // The first JobManager caps glibc's malloc arenas for the process (see jobs.cpp).
+  // Calls LimitMallocArenas (a fallback for servers that did not).
   JobManager();
   ~JobManager();
   JobManager(const JobManager&) = delete;
@@ -99,6 +99,10 @@ class JobManager {
 };
 
 std::string JobStateName(Job::State s);
+
+// Caps glibc's malloc arenas at four for the process (see jobs.cpp), once. Effective
+// only before the process has nine threads that allocated: call it early in main.
+void LimitMallocArenas();
 // "2026-12-01T03:04:05.678Z": UTC with milliseconds, as every product API time.
 std::string IsoTime(std::chrono::system_clock::time_point t);
 // {"code", "module", "reason", "message"}: how the product API shows an Error.
