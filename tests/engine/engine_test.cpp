@@ -18,6 +18,7 @@
 #include "common/memfd.h"
 #include "engine/engine.h"
 #include "engine/internal.h"
+#include "tests/support/proc_status.h"
 #include "tests/support/wait.h"
 
 namespace modelseal::engine {
@@ -44,12 +45,7 @@ std::set<std::string> Listing(const fs::path& dir) {
 }
 
 long RssKiB() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
-  }
-  return -1;
+  return static_cast<long>(testenv::ProcStatusBytes("VmRSS") / 1024);
 }
 
 class EngineTest : public ::testing::Test {

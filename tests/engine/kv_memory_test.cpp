@@ -11,18 +11,13 @@
 
 #include "engine/engine.h"
 #include "tests/engine/test_models.h"
+#include "tests/support/proc_status.h"
 
 namespace modelseal::engine {
 namespace {
 
-// Resident anonymous memory of this process (RssAnon), in bytes.
 long long RssAnonBytes() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind("RssAnon:", 0) == 0) return std::atoll(line.c_str() + 8) * 1024;
-  }
-  return -1;
+  return testenv::ProcStatusBytes("RssAnon");
 }
 
 bool AllBytesAre(const uint8_t* p, size_t n, uint8_t v) {
