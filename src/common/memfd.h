@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "common/error.h"
 
@@ -46,6 +47,16 @@ class Memfd {
 
   static Result<Memfd> Create(const std::string& name, uint64_t size);
 
+  // The kernel's policy for transparent huge pages in shared memory (memfds): the
+  // selected word of /sys/kernel/mm/transparent_hugepage/shmem_enabled ("never",
+  // "advise", "within_size", "always", "deny", "force"), or "" when it cannot be
+  // read. ShmemHugePagePolicy parses that file's text.
+  static std::string ShmemHugePagePolicy();
+  static std::string ParseShmemHugePagePolicy(std::string_view text);
+  // Whether a mapping that asks for huge pages (MapWritable does) gets them under
+  // `policy`: advise, within_size, always or force.
+  static bool HugePagesOnRequest(std::string_view policy);
+
   Memfd() = default;
   ~Memfd();  // wipes, then closes
   Memfd(Memfd&& other) noexcept;
@@ -57,9 +68,14 @@ class Memfd {
   // is much cheaper than faulting them in one by one through a mapping.
   Status WriteAt(uint64_t offset, std::span<const uint8_t> data);
   // A shared writable mapping of the whole file; valid until Seal() or destruction.
+  // It asks for transparent huge pages (MADV_HUGEPAGE), which the kernel gives
+  // where shared memory may have them (/sys/kernel/mm/transparent_hugepage/
+  // shmem_enabled: advise, within_size or always).
   Result<std::span<uint8_t>> MapWritable();
   // Adds F_SEAL_FUTURE_WRITE|GROW|SHRINK|SEAL (see above). The writable mapping is
-  // no longer handed out.
+  // no longer handed out, and its page-table entries are dropped (the pages stay in
+  // the file), so the model's pages count once in the process, in its reader's
+  // mapping.
   Status Seal();
   // Overwrites the contents with zeros in place, sealed or not; an unsealed
   // memfd's pages are then freed. Never fails: if no mapping can be made, an

@@ -125,6 +125,57 @@ TEST(MemfdHygiene, MappingsMadeByOthersCanBeExcludedFromCoreDumps) {
   munmap(b, kPage);
 }
 
+TEST(MemfdHygiene, TheWritableMappingAsksForHugePages) {
+  auto m = Memfd::Create("huge", 4 * kPage);
+  ASSERT_TRUE(m.ok());
+  ASSERT_TRUE(m->MapWritable().ok());
+  const auto flags = MappingFlagsOf(m->fd());
+  ASSERT_EQ(flags.size(), 1u);
+  EXPECT_TRUE(HasFlag(flags.begin()->second, "hg")) << flags.begin()->second;
+}
+
+TEST(MemfdHygiene, SealingUnmapsWhatWasStoredThroughTheMappingButKeepsIt) {
+  // Otherwise the model's pages would count twice in the process: once here, once
+  // in the mapping llama.cpp makes.
+  constexpr size_t kSize = 64 * kPage;
+  auto m = Memfd::Create("unmap", kSize);
+  ASSERT_TRUE(m.ok());
+  auto map = m->MapWritable();
+  ASSERT_TRUE(map.ok());
+  for (size_t i = 0; i < kSize; ++i) (*map)[i] = static_cast<uint8_t>(i * 7 + 1);
+  auto rss_kib = [&] {
+    const auto rss = MappingFieldOf(m->fd(), "Rss:");
+    EXPECT_EQ(rss.size(), 1u);
+    return rss.empty() ? -1L : std::stol(rss.begin()->second.substr(4));
+  };
+  EXPECT_GE(rss_kib(), static_cast<long>(kSize / 1024));
+  ASSERT_TRUE(m->Seal().ok());
+  EXPECT_EQ(rss_kib(), 0);
+  Bytes back(kSize);
+  ASSERT_EQ(pread(m->fd(), back.data(), kSize, 0), static_cast<ssize_t>(kSize));
+  for (size_t i = 0; i < kSize; ++i) ASSERT_EQ(back[i], static_cast<uint8_t>(i * 7 + 1)) << i;
+}
+
+TEST(MemfdHygiene, TheKernelsSharedMemoryHugePagePolicyIsRead) {
+  // The file's text, as Documentation/admin-guide/mm/transhuge.rst shows it.
+  EXPECT_EQ(Memfd::ParseShmemHugePagePolicy("always within_size advise [never] deny force\n"),
+            "never");
+  EXPECT_EQ(Memfd::ParseShmemHugePagePolicy("always within_size [advise] never deny force\n"),
+            "advise");
+  EXPECT_EQ(Memfd::ParseShmemHugePagePolicy("always [within_size] advise never"), "within_size");
+  EXPECT_EQ(Memfd::ParseShmemHugePagePolicy(""), "");
+  EXPECT_EQ(Memfd::ParseShmemHugePagePolicy("always never"), "");
+  EXPECT_EQ(Memfd::ParseShmemHugePagePolicy("[never"), "");
+  for (const char* yes : {"advise", "within_size", "always", "force"}) {
+    EXPECT_TRUE(Memfd::HugePagesOnRequest(yes)) << yes;
+  }
+  for (const char* no : {"never", "deny", ""}) EXPECT_FALSE(Memfd::HugePagesOnRequest(no)) << no;
+  // This machine's, whatever it is, is one of the words the kernel knows.
+  const std::string here = Memfd::ShmemHugePagePolicy();
+  if (here.empty()) GTEST_SKIP() << "no shmem_enabled here";
+  EXPECT_TRUE(here == "never" || here == "deny" || Memfd::HugePagesOnRequest(here)) << here;
+}
+
 TEST(MemfdHygiene, LongNamesAreCutAtACharacterBoundary) {
   std::string name = "modelseal:" + std::string(236, 'x') + "\xc3\xa9\xc3\xa9\xc3\xa9";  // 252
   auto m = Memfd::Create(name, kPage);

@@ -70,7 +70,9 @@ inline Bytes Pattern(size_t n, uint8_t seed) {
 }
 
 // The VmFlags of every mapping of the file behind `fd`, by start address.
-inline std::map<uintptr_t, std::string> MappingFlagsOf(int fd) {
+// For every mapping of the file `fd` in this process (by start address): its line
+// of /proc/self/smaps that starts with `field` (e.g. "VmFlags:", "Rss:").
+inline std::map<uintptr_t, std::string> MappingFieldOf(int fd, const std::string& field) {
   struct stat st {};
   fstat(fd, &st);
   std::map<uintptr_t, std::string> out;
@@ -89,9 +91,13 @@ inline std::map<uintptr_t, std::string> MappingFlagsOf(int fd) {
       current = lo;
       continue;
     }
-    if (match && line.rfind("VmFlags:", 0) == 0) out[current] = line;
+    if (match && line.rfind(field, 0) == 0) out[current] = line;
   }
   return out;
+}
+
+inline std::map<uintptr_t, std::string> MappingFlagsOf(int fd) {
+  return MappingFieldOf(fd, "VmFlags:");
 }
 
 inline bool HasFlag(const std::string& vmflags, const std::string& flag) {
