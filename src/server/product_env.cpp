@@ -24,6 +24,7 @@
 
 #include "aws/imds.h"
 #include "common/log.h"
+#include "common/memfd.h"
 #include "net/http.h"
 #include "server/jobs.h"
 #include "server/nvml.h"
@@ -308,7 +309,8 @@ ApiReply Product::System(const ApiCall& c) {
               {"memory",
                {{"total", mem_at("MemTotal")},
                 {"available", mem_at("MemAvailable")},
-                {"used", mem_at("MemTotal") - mem_at("MemAvailable")}}},
+                {"used", mem_at("MemTotal") - mem_at("MemAvailable")},
+                {"shmem_huge_pages", Memfd::ShmemHugePagePolicy()}}},
               {"services", services},
               {"read_at", NowIso()}};
   if (owner) {

@@ -207,7 +207,7 @@ export interface SystemReply {
   process_uptime_seconds: number;
   attestation: string;
   services: Record<string, { ok: boolean; detail: string; [k: string]: unknown }>;
-  memory?: { total: number; used?: number; available?: number; free?: number };
+  memory?: { total: number; used?: number; available?: number; free?: number; shmem_huge_pages?: string };
   load_average?: number[];
   state_dir?: string;
   disk?: { path: string; total: number; available: number; used: number };
