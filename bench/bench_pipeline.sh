@@ -4,7 +4,7 @@
 # when it is not installed), each against a baseline measured in the same run:
 #   publish job time / one `sha384sum` pass over the same file      (goal <= 1.1)
 #   load job time / `modelseal store get` of the sealed object from the same store
-#     into memory (/dev/shm) with the same number of parallel ranges (goal <= 1.1)
+#     into memory (a tmpfs, $DL_DIR) with the same number of parallel ranges (goal <= 1.1)
 #   peak RSS of the server during the load / the model's size       (goal <= size + 64 MiB)
 # Usage: bench/bench_pipeline.sh [MODELSEAL_BIN] [--layers N]
 # Prints a table; nothing is written into the repository.
@@ -13,13 +13,16 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MS="${1:-$ROOT/build/src/cli/modelseal}"
 LAYERS="${LAYERS:-8}"
 RUNS="${RUNS:-3}"
+# Where the download baseline writes: a tmpfs (default /dev/shm; a tmpfs mounted
+# with huge=always gives the baseline huge pages too).
+DL_DIR="${DL_DIR:-/dev/shm}"
 work="$(mktemp -d /var/tmp/modelseal-bench-XXXXXX)"
 state="$work/state"
 s3pid=""
 cleanup() {
   "$MS" down --state "$state" >/dev/null 2>&1 || true
   [ -z "$s3pid" ] || kill "$s3pid" 2>/dev/null || true
-  rm -rf "$work" /dev/shm/modelseal-bench-dl
+  rm -rf "$work" "$DL_DIR/modelseal-bench-dl"
 }
 trap cleanup EXIT
 
@@ -40,6 +43,9 @@ model="$work/bench.gguf"
 size=$(stat -c %s "$model")
 printf 'model: %s bytes (%.2f GiB), %s, %s cores\n' "$size" "$(awk -v s="$size" 'BEGIN{print s/2^30}')" \
   "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" "$(nproc)"
+# The models' memory is in 2 MiB pages under advise, within_size and always.
+printf 'shared memory huge pages (shmem_enabled): %s\n' \
+  "$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/mm/transparent_hugepage/shmem_enabled 2>/dev/null || echo unknown)"
 
 # lane NAME STORE_URL [up options...]: publishes and loads RUNS times on a fresh `up`
 # and prints its rows.
@@ -69,9 +75,9 @@ lane() {
       python3 -c 'import json,sys; print([m["object"] for m in json.load(sys.stdin)["models"] if m["name"] == sys.argv[1]][0])' "b$run")
     threads=$(sed -n 's/^threads = //p' "$state/modelseal.conf" | head -1)
     t0=$(now)
-    "$MS" store get "$url" "$object" /dev/shm/modelseal-bench-dl --threads "${threads:-2}" -q >/dev/null
+    "$MS" store get "$url" "$object" "$DL_DIR/modelseal-bench-dl" --threads "${threads:-2}" -q >/dev/null
     t1=$(now)
-    rm -f /dev/shm/modelseal-bench-dl
+    rm -f "$DL_DIR/modelseal-bench-dl"
     base_dl+=("$(secs "$t0" "$t1")")
     echo 5 >"/proc/$up_pid/clear_refs"  # resets the peak RSS (VmHWM)
     "$MS" load "b$run" -q --state "$state" >/dev/null
@@ -93,7 +99,7 @@ lane() {
   row() { printf '%-56s %10s %10s %8.2f\n' "$1" "$2" "$3" "$(awk -v a="$2" -v b="$3" 'BEGIN{print a/b}')"; }
   row "$name: publish job / sha384sum" "$m_pub" "$m_base_pub"
   row "$name: publish incl. upload of the GGUF / sha384sum" "$m_pub_cli" "$m_base_pub"
-  row "$name: load job / store get into /dev/shm" "$m_load" "$m_base_dl"
+  row "$name: load job / store get into $DL_DIR" "$m_load" "$m_base_dl"
   printf '%-56s %10s %10s\n' "$name: peak RSS during load - model size (MiB, max)" \
     "$(awk -v r="$m_rss" -v s="$size" 'BEGIN{printf "%.0f", (r-s)/2^20}')" "64"
   {

@@ -145,7 +145,7 @@ int Up() {
   httpd::StopSignals signals;  // before any thread starts
   // Plaintext weights and released data keys live in this process: no core dumps.
   if (auto h = HardenProcess(); !h.ok()) return ReportError(h.error());
-  server::LimitMallocArenas();  // before any thread starts
+  server::ConfigureMalloc();  // before any thread starts
   if (a.store.empty() && (!a.store_endpoint.empty() || !a.store_region.empty())) {
     return ReportError(MakeError(ErrorCode::kInvalidArgument, "up", "invalid-argument",
                                  "--store-endpoint and --store-region need --store"));
@@ -199,7 +199,7 @@ int Down() {
 int ServeProduct(const std::string& config_path) {
   httpd::StopSignals signals;  // before any thread starts
   if (auto h = HardenProcess(); !h.ok()) return ReportError(h.error());
-  server::LimitMallocArenas();
+  server::ConfigureMalloc();
   auto config = pipeline::LoadConfig(config_path);
   if (!config.ok()) return ReportError(config.error());
   const std::string state = StateDir(config->state_dir);

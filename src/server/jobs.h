@@ -78,7 +78,7 @@ class Job {
 
 class JobManager {
  public:
-  // Calls LimitMallocArenas (a fallback for servers that did not).
+  // Calls ConfigureMalloc (a fallback for servers that did not).
   JobManager();
   ~JobManager();
   JobManager(const JobManager&) = delete;
@@ -100,9 +100,11 @@ class JobManager {
 
 std::string JobStateName(Job::State s);
 
-// Caps glibc's malloc arenas at four for the process (see jobs.cpp), once. Effective
-// only before the process has nine threads that allocated: call it early in main.
-void LimitMallocArenas();
+// Configures glibc's malloc for a long-running server, once (see jobs.cpp): at most
+// four arenas, and fixed mmap (32 MiB) and trim (8 MiB) thresholds, so memory freed
+// after a job goes back to the kernel. The arena cap is effective only before the
+// process has nine threads that allocated: call it early in main.
+void ConfigureMalloc();
 // "2026-12-01T03:04:05.678Z": UTC with milliseconds, as every product API time.
 std::string IsoTime(std::chrono::system_clock::time_point t);
 // {"code", "module", "reason", "message"}: how the product API shows an Error.
