@@ -77,10 +77,6 @@ std::string Memfd::ShmemHugePagePolicy() {
   return got ? ParseShmemHugePagePolicy(line) : "";
 }
 
-bool Memfd::HugePagesOnRequest(std::string_view policy) {
-  return policy == "advise" || policy == "within_size" || policy == "always" || policy == "force";
-}
-
 Memfd::~Memfd() {
   Release();
 }
@@ -124,11 +120,6 @@ Status Memfd::EnsureMapped() {
   void* p = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
   if (p == MAP_FAILED) return ErrnoError("memfd", "mmap memfd", errno);
   madvise(p, size_, MADV_DONTDUMP);
-  // Pages stored through this mapping come 2 MiB at a time where the system allows
-  // transparent huge pages for shared memory (shmem_enabled advise, within_size or
-  // always): far fewer page allocations and page-table entries, here and in every
-  // mapping of the model made later. Elsewhere the advice has no effect.
-  madvise(p, size_, MADV_HUGEPAGE);
   map_ = static_cast<uint8_t*>(p);
   return Ok{};
 }

@@ -50,12 +50,10 @@ class Memfd {
   // The kernel's policy for transparent huge pages in shared memory (memfds): the
   // selected word of /sys/kernel/mm/transparent_hugepage/shmem_enabled ("never",
   // "advise", "within_size", "always", "deny", "force"), or "" when it cannot be
-  // read. ShmemHugePagePolicy parses that file's text.
+  // read. ParseShmemHugePagePolicy parses that file's text. Under within_size and
+  // always, a memfd's pages may be 2 MiB (docs/performance.md).
   static std::string ShmemHugePagePolicy();
   static std::string ParseShmemHugePagePolicy(std::string_view text);
-  // Whether a mapping that asks for huge pages (MapWritable does) gets them under
-  // `policy`: advise, within_size, always or force.
-  static bool HugePagesOnRequest(std::string_view policy);
 
   Memfd() = default;
   ~Memfd();  // wipes, then closes
@@ -68,9 +66,6 @@ class Memfd {
   // is much cheaper than faulting them in one by one through a mapping.
   Status WriteAt(uint64_t offset, std::span<const uint8_t> data);
   // A shared writable mapping of the whole file; valid until Seal() or destruction.
-  // It asks for transparent huge pages (MADV_HUGEPAGE), which the kernel gives
-  // where shared memory may have them (/sys/kernel/mm/transparent_hugepage/
-  // shmem_enabled: advise, within_size or always).
   Result<std::span<uint8_t>> MapWritable();
   // Adds F_SEAL_FUTURE_WRITE|GROW|SHRINK|SEAL (see above). The writable mapping is
   // no longer handed out, and its page-table entries are dropped (the pages stay in

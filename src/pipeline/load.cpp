@@ -205,13 +205,8 @@ Result<LoadResult> Run::Sealed() {
   const sealed::Header& h = (*reader)->header();
   auto memfd = Memfd::Create("modelseal:" + name, h.plaintext_size);
   if (!memfd.ok()) return Failed("download", memfd.take_error());
-  // Huge pages where the kernel gives them to shared memory: 2 MiB page
-  // allocations while decrypting, and 2 MiB page-table entries for llama.cpp.
-  const bool huge = Memfd::HugePagesOnRequest(Memfd::ShmemHugePagePolicy());
   {
-    DecryptingSink sink(
-        **reader, (*src)->head(), *memfd,
-        huge ? DecryptingSink::Placement::kMapping : DecryptingSink::Placement::kWrite, d_.cancel);
+    DecryptingSink sink(**reader, (*src)->head(), *memfd, d_.cancel);
     auto got = d_.store->Download(object, sink, d_.progress);
     Status s = got.ok() ? sink.Finish() : Status(got.error());
     if (s.ok() && got->etag != (*src)->info().etag) {
@@ -234,8 +229,7 @@ Result<LoadResult> Run::Sealed() {
       return Failed("download", s.take_error());
     }
   }
-  Done("download",
-       std::to_string(h.plaintext_size) + " bytes decrypted" + (huge ? " into huge pages" : ""));
+  Done("download", std::to_string(h.plaintext_size) + " bytes decrypted");
   return MeasureAndServe(std::move(*memfd), name, h.sha384, ToHex(h.sha256),
                          "sealed:" + d_.store->ObjectUrl(object));
 }

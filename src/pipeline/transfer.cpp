@@ -62,20 +62,13 @@ Bytes StoreSource::head() const {
 }
 
 DecryptingSink::DecryptingSink(const sealed::SealedReader& reader, Bytes header_bytes, Memfd& out,
-                               Placement placement, const std::atomic<bool>* cancel)
+                               const std::atomic<bool>* cancel)
     : reader_(reader), header_(std::move(header_bytes)), out_(out), cancel_(cancel) {
-  if (placement == Placement::kMapping && out_.size() == reader_.header().plaintext_size) {
-    if (auto m = out_.MapWritable(); m.ok()) mapping_ = *m;
-  }
   const sealed::Header& h = reader_.header();
   chunk_count_ = h.chunk_count();
   stride_ = uint64_t{h.chunk_size} + sealed::kTagSize;
   body_offset_ = h.chunk_offset(0);
   done_.assign(static_cast<size_t>(chunk_count_), false);
-}
-
-DecryptingSink::Placement DecryptingSink::PlacementFor(std::string_view shmem_policy) {
-  return shmem_policy == "advise" ? Placement::kMapping : Placement::kWrite;
 }
 
 DecryptingSink::Partial::~Partial() {
@@ -144,19 +137,12 @@ Status DecryptingSink::Take(uint64_t index, uint64_t within, std::span<const uin
 
 Status DecryptingSink::Decrypt(uint64_t index, std::span<const uint8_t> sealed) {
   const sealed::Header& h = reader_.header();
-  const uint64_t at = index * h.chunk_size;
-  const uint32_t len = h.chunk_plain_size(index);
-  Status s;
-  if (!mapping_.empty()) {
-    s = reader_.DecryptChunkFrom(index, sealed, mapping_.subspan(at, len));
-  } else {
-    thread_local Bytes plain;
-    plain.resize(h.chunk_size);
-    const std::span<uint8_t> out(plain.data(), len);
-    s = reader_.DecryptChunkFrom(index, sealed, out);
-    if (s.ok()) s = out_.WriteAt(at, out);
-    OPENSSL_cleanse(plain.data(), plain.size());
-  }
+  thread_local Bytes plain;
+  plain.resize(h.chunk_size);
+  const std::span<uint8_t> out(plain.data(), h.chunk_plain_size(index));
+  Status s = reader_.DecryptChunkFrom(index, sealed, out);
+  if (s.ok()) s = out_.WriteAt(index * h.chunk_size, out);
+  OPENSSL_cleanse(plain.data(), plain.size());
   if (s.ok()) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!done_[index]) {  // a chunk that came twice counts once

@@ -5,7 +5,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <span>
 #include <string>
 #include <vector>
 
@@ -39,33 +38,15 @@ class StoreSource final : public ByteSource {
 };
 
 // The sink of a download of a sealed object: each chunk is decrypted into `out`
-// (the memfd that will hold the model, plaintext_size bytes, not yet sealed) by
-// the thread whose write completed it, so decryption overlaps the download and
+// by the thread whose write completed it, so decryption overlaps the download and
 // runs on as many threads as the download has ranges. Memory: the chunks being
 // assembled (about two per range in flight). Ranges may arrive in any order;
 // every byte exactly once. The header region must equal `header_bytes` (the bytes
 // authenticated before the key release).
-//
-// Placement, where the plaintext goes:
-// * kWrite: into a private buffer, then into the memfd with pwrite, once the
-//   chunk's tag has been checked. Fastest with 4 KiB pages: the kernel adds
-//   whole pages to the file without zeroing them first.
-// * kMapping: straight into the memfd's writable mapping, which asks for huge
-//   pages (Memfd::MapWritable). Where the kernel gives shared memory huge pages
-//   (Memfd::HugePagesOnRequest) this allocates 2 MiB at a time and saves a copy.
-//   A chunk that fails authentication is zeroed where it was decrypted; the
-//   caller wipes the memfd on any failure, so nothing unauthenticated is served.
-//   If the mapping cannot be made, the sink writes instead.
 class DecryptingSink final : public ByteSink {
  public:
-  enum class Placement { kWrite, kMapping };
   DecryptingSink(const sealed::SealedReader& reader, Bytes header_bytes, Memfd& out,
-                 Placement placement, const std::atomic<bool>* cancel);
-  // The faster placement under the kernel's huge page policy for shared memory
-  // (Memfd::ShmemHugePagePolicy): kMapping under "advise", where only a mapping
-  // that asks gets huge pages; kWrite elsewhere (under within_size, always and
-  // force, writes get huge pages too).
-  static Placement PlacementFor(std::string_view shmem_policy);
+                 const std::atomic<bool>* cancel);
   ~DecryptingSink() override;
   Status WriteAt(uint64_t offset, std::span<const uint8_t> data) override;
   // Ok when every chunk was decrypted (reason "incomplete" otherwise).
@@ -86,7 +67,6 @@ class DecryptingSink final : public ByteSink {
   const sealed::SealedReader& reader_;
   const Bytes header_;
   Memfd& out_;
-  std::span<uint8_t> mapping_;  // kMapping: the memfd's writable mapping
   const std::atomic<bool>* cancel_;
   uint64_t chunk_count_ = 0;
   uint64_t stride_ = 0;

@@ -139,14 +139,6 @@ function Gpu() {
   );
 }
 
-// The kernel's huge page policy for shared memory, as the models' memory sees it.
-function hugePages(policy: string): string {
-  if (policy === 'advise' || policy === 'within_size' || policy === 'always' || policy === 'force') {
-    return `2 MiB huge pages (shmem_enabled: ${policy})`;
-  }
-  return policy ? `4 KiB pages (shmem_enabled: ${policy}; "advise" loads faster)` : 'unknown';
-}
-
 function System() {
   const sys = useLoad((s) => get<SystemReply>('/ms/v1/system', s), []);
   const d = sys.data;
@@ -178,7 +170,7 @@ function System() {
               <dt>Machine up</dt><dd>{duration(d.uptime_seconds)}</dd>
               <dt>Server up</dt><dd>{duration(d.process_uptime_seconds)}</dd>
               {d.memory && <><dt>Memory</dt><dd>{bytes(d.memory.used ?? d.memory.total - (d.memory.available ?? d.memory.free ?? 0))} used of {bytes(d.memory.total)}</dd></>}
-              {d.memory?.shmem_huge_pages !== undefined && <><dt>Model pages</dt><dd data-testid="model-pages">{hugePages(d.memory.shmem_huge_pages)}</dd></>}
+              {d.memory?.shmem_huge_pages !== undefined && <><dt>Shared memory huge pages</dt><dd data-testid="shmem-huge-pages"><code>{d.memory.shmem_huge_pages || 'unknown'}</code></dd></>}
               {d.disk && <><dt>Disk (state)</dt><dd>{bytes(d.disk.used)} used of {bytes(d.disk.total)}, {bytes(d.disk.available)} free</dd></>}
               {d.load_average && <><dt>Load</dt><dd>{d.load_average.map((x) => x.toFixed(2)).join(' · ')}</dd></>}
               {d.state_dir && <><dt>State</dt><dd><code>{d.state_dir}</code></dd></>}
