@@ -482,7 +482,7 @@ void RegisterProductCommands(CLI::App& app) {
   load->add_option("--legacy", a.legacy, "The original sample's .gguf.enc and .gguf.datakey.enc")
       ->expected(2);
   load->add_option("--as", a.as, "Name to serve it under");
-  load->add_option("--key", a.key, "The KMS key the model must be sealed under");
+  load->add_option("--key", a.key, "The KMS key the model must be sealed under (ARN or id)");
   load->add_option("--expect-sha384", a.expect_sha384,
                    "Refuse unless the model's SHA-384 is this (checked before any key request)");
   load->add_flag("--rehash", a.rehash, "Recompute the digests after decryption");

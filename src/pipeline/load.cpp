@@ -60,6 +60,19 @@ class Run {
   LoadReport& report_;
 };
 
+// The consumer pins the key by its ARN or id. An alias is refused: whoever controls
+// an alias can point it at another key.
+Status CheckPinnedKey(const std::string& key) {
+  if (key.rfind("alias/", 0) == 0 ||
+      (key.rfind("arn:", 0) == 0 && key.find(":alias/") != std::string::npos)) {
+    return Fail(ErrorCode::kInvalidArgument, "alias-key",
+                "the key is pinned by the alias " + key +
+                    "; name it by its key ARN or id (whoever controls an alias can point it at "
+                    "another key); no key was requested");
+  }
+  return Ok{};
+}
+
 bool SameKey(const std::string& a, const std::string& b) {
   // An id matches the ARN that ends in "key/<id>".
   auto id = [](const std::string& s) {
@@ -150,6 +163,7 @@ Result<LoadResult> Run::Sealed() {
   Begin("header");
   std::string object = r_.object;
   std::string expected_key = r_.key_id;
+  if (Status k = CheckPinnedKey(expected_key); !k.ok()) return Failed("header", k.take_error());
   std::optional<Manifest> manifest;
   if (!r_.published.empty()) {
     auto m = GetPublished(*d_.store, r_.published);
@@ -241,6 +255,7 @@ Result<LoadResult> Run::Legacy() {
                                  "loading the original sample's layout needs the KMS key id "
                                  "(it has no header naming one)"));
   }
+  if (Status k = CheckPinnedKey(r_.key_id); !k.ok()) return Failed("header", k.take_error());
   std::string name = r_.name;
   if (name.empty()) {
     name = r_.legacy_object.substr(r_.legacy_object.rfind('/') + 1);

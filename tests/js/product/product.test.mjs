@@ -303,6 +303,17 @@ test('--expect-sha384 that differs is refused before any key request', () => {
   assert.equal(pcrread(15), ZERO48.toString('hex'));
 });
 
+test('--key by alias is refused at the header, before any key request (an alias can be repointed)', () => {
+  const before = auditLines().length;
+  const r = cli(['load', 'tiny', '-q', '--key', 'alias/modelseal'],
+    { MODELSEAL_TOKEN: tokens.consumer });
+  assert.notEqual(r.code, 0);
+  assert.match(r.out + r.err, /pinned by the alias alias\/modelseal; name it by its key ARN or id/);
+  assert.match(r.out + r.err, /failed at step: header/);
+  assert.deepEqual(auditLines().slice(before).filter((l) => l.operation === 'Decrypt'), []);
+  assert.equal(pcrread(15), ZERO48.toString('hex'));
+});
+
 test('consumer loads on this machine: PCR15 = extend(0, SHA-384 of the file), as tpm2_pcrread reads it', async () => {
   const r = ok(['load', 'tiny', '-q', '--expect-sha384', modelSha384.toString('hex')],
     { MODELSEAL_TOKEN: tokens.consumer });
@@ -616,6 +627,12 @@ test('the original sample\'s layout: listed, loaded with attestation, measured, 
   ok(['policy', 'allow-attested', '--pcr', '4', '--pcr', '7'], { MODELSEAL_TOKEN: tokens.owner });
   const pcr15Before = Buffer.from(pcrread(15), 'hex');
   const before = auditLines().length;
+  // The key pinned by alias: refused at the header, before any key request.
+  const aliased = cli(['load', '--legacy', entry.object, entry.datakey, '--key', 'alias/modelseal',
+    '-q'], { MODELSEAL_TOKEN: tokens.consumer });
+  assert.notEqual(aliased.code, 0);
+  assert.match(aliased.out + aliased.err, /pinned by the alias alias\/modelseal/);
+  assert.match(aliased.out + aliased.err, /failed at step: header/);
   const r = ok(['load', '--legacy', entry.object, entry.datakey, '--key', keyArn, '-q',
     '--expect-sha384', digest.toString('hex')], { MODELSEAL_TOKEN: tokens.consumer });
   const expected = extend(pcr15Before, digest).toString('hex');
