@@ -1,10 +1,12 @@
 // Load: header -> attested key release -> download decrypted as it arrives ->
 // PCR15 -> engine. Every failure leaves nothing registered and no plaintext.
 #include <algorithm>
+#include <cstdio>
 
 #include "attest/attest.h"
 #include "common/bytes.h"
 #include "common/digest.h"
+#include "common/meminfo.h"
 #include "common/ossl.h"
 #include "common/text.h"
 #include "kms/errors.h"
@@ -201,6 +203,9 @@ Result<LoadResult> Run::Sealed() {
     return Failed("header", Fail(ErrorCode::kAlreadyExists, "already-loaded",
                                  "a model named '" + name + "' is already loaded"));
   }
+  if (Status room = CheckRoomForModel(header->plaintext_size, ReadMemInfo()); !room.ok()) {
+    return Failed("header", room.take_error());
+  }
   report_.key_arn = header->kms_key_id;
   Done("header", sha384_hex);
   MS_RETURN_IF_ERROR(CheckCancel("key-pair"));
@@ -272,6 +277,10 @@ Result<LoadResult> Run::Legacy() {
   }
   auto src = StoreSource::Open(*d_.store, r_.legacy_object);
   if (!src.ok()) return Failed("header", src.take_error());
+  // The plaintext is the message less its nonce and tag: the object's size bounds it.
+  if (Status room = CheckRoomForModel((*src)->size(), ReadMemInfo()); !room.ok()) {
+    return Failed("header", room.take_error());
+  }
   Done("header", "original sample layout (one AES-256-GCM message)");
   MS_RETURN_IF_ERROR(CheckCancel("key-pair"));
 
@@ -334,6 +343,20 @@ Status Unload(engine::Engine& engine, Machine* machine, const std::string& name)
     if (!marked.ok() && marked.error().reason != "not-found") return marked.take_error();
   }
   return Ok{};
+}
+
+Status CheckRoomForModel(uint64_t bytes, const std::map<std::string, uint64_t>& meminfo) {
+  const auto available = meminfo.find("MemAvailable");
+  if (available == meminfo.end() || bytes <= available->second) return Ok{};
+  auto gib = [](uint64_t b) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.2f GiB", static_cast<double>(b) / (1u << 30));
+    return std::string(text);
+  };
+  return Fail(ErrorCode::kUnavailable, "not-enough-memory",
+              "the model needs " + gib(bytes) + " of memory and " + gib(available->second) +
+                  " is available (MemAvailable); unload a model or free memory first; no key "
+                  "was requested");
 }
 
 std::vector<std::string> LoadSteps() {

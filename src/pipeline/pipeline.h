@@ -285,6 +285,13 @@ Result<LoadResult> Load(const LoadRequest& request, const LoadDeps& deps,
 // The load's steps in order (its progress stages), for step-by-step views.
 std::vector<std::string> LoadSteps();
 
+// Whether a model of `bytes` fits in this machine's memory now, given its
+// /proc/meminfo (ReadMemInfo): refused (kUnavailable, reason "not-enough-memory")
+// when it is more than MemAvailable, which already counts loaded models as used.
+// The load checks this at its header step, before any key is requested, rather
+// than have the kernel kill the server halfway. Without MemAvailable: allowed.
+Status CheckRoomForModel(uint64_t bytes, const std::map<std::string, uint64_t>& meminfo);
+
 // Removes `name` from the engine and notes the unload in the PCR15 log.
 Status Unload(engine::Engine& engine, Machine* machine, const std::string& name);
 

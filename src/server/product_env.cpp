@@ -25,6 +25,7 @@
 #include "aws/imds.h"
 #include "common/log.h"
 #include "common/memfd.h"
+#include "common/meminfo.h"
 #include "net/http.h"
 #include "server/jobs.h"
 #include "server/nvml.h"
@@ -41,21 +42,6 @@ namespace {
 
 std::string NowIso() {
   return IsoTime(std::chrono::system_clock::now());
-}
-
-// /proc/meminfo in bytes: MemTotal, MemAvailable, MemFree, ...
-std::map<std::string, uint64_t> MemInfo() {
-  std::map<std::string, uint64_t> out;
-  std::ifstream f("/proc/meminfo");
-  std::string key;
-  uint64_t kib = 0;
-  std::string unit;
-  while (f >> key >> kib) {
-    std::getline(f, unit);
-    if (!key.empty() && key.back() == ':') key.pop_back();
-    out[key] = kib * 1024;
-  }
-  return out;
 }
 
 // The last `n` lines of a log file, with anything that looks like a credential
@@ -296,7 +282,7 @@ ApiReply Product::System(const ApiCall& c) {
   sysinfo(&si);
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
-  const auto mem = MemInfo();
+  const auto mem = ReadMemInfo();
   auto mem_at = [&](const char* k) { return mem.count(k) ? mem.at(k) : uint64_t{0}; };
   json out = {{"version", o_.version},
               {"llama_cpp", MODELSEAL_LLAMA_VERSION},
