@@ -68,6 +68,10 @@ class S3ObjectWriter final : public ObjectWriter {
         auto& slot = parts_[index];
         if (!slot) {
           slot = std::make_unique<Part>();
+          if (!spare_.empty()) {  // an uploaded part's buffer: no new pages, no zeroing
+            slot->data = std::move(spare_.back());
+            spare_.pop_back();
+          }
           slot->data.resize(PartLength(index));
         }
         part = slot.get();
@@ -152,8 +156,9 @@ class S3ObjectWriter final : public ObjectWriter {
       const bool failed = !failure_.ok();
       lock.unlock();
       Status s = failed ? Status() : Upload(index, part->data);
-      part.reset();
       lock.lock();
+      spare_.push_back(std::move(part->data));
+      part.reset();
       --busy_;
       if (!s.ok() && failure_.ok()) failure_ = s;
       if (!failed && s.ok()) ++uploaded_;
@@ -286,6 +291,11 @@ class S3ObjectWriter final : public ObjectWriter {
   std::mutex mu_;
   std::condition_variable work_, space_, idle_;
   std::map<uint64_t, std::unique_ptr<Part>> parts_;
+  // Buffers of uploaded parts, for the next parts: no more than were ever in flight
+  // at once. Since the server fixes malloc's thresholds (server::ConfigureMalloc),
+  // a freed part goes back to the kernel, and allocating each part afresh cost a
+  // page fault per 4 KiB and zeroing it.
+  std::vector<Bytes> spare_;
   std::deque<uint64_t> queue_;
   std::vector<std::string> etags_;
   std::vector<std::thread> workers_;
