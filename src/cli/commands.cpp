@@ -9,6 +9,8 @@
 #include <memory>
 #include <string>
 
+#include "common/text.h"
+
 namespace modelseal::cli {
 
 std::optional<uint64_t> ParseDecimal(std::string_view text, uint64_t max) {
@@ -56,18 +58,6 @@ void SetAction(CLI::App* sub, std::function<int()> action) {
 }
 
 namespace {
-
-std::string HumanBytes(double v) {
-  static const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.1f %s", v, kUnits[u]);
-  return buf;
-}
 
 struct BarState {
   bool tty = false;

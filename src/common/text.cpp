@@ -1,5 +1,7 @@
 #include "common/text.h"
 
+#include <cstdio>
+
 namespace modelseal {
 
 std::string AsciiLower(std::string_view s) {
@@ -19,6 +21,18 @@ std::string_view TrimView(std::string_view s, std::string_view chars) {
 
 std::string Trim(std::string_view s, std::string_view chars) {
   return std::string(TrimView(s, chars));
+}
+
+std::string HumanBytes(double bytes) {
+  static const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.1f %s", bytes, kUnits[u]);
+  return buf;
 }
 
 }  // namespace modelseal

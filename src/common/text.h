@@ -23,4 +23,8 @@ inline constexpr std::string_view kAsciiSpace = " \t\r\n\v\f";
 std::string_view TrimView(std::string_view s, std::string_view chars = kAsciiSpace);
 std::string Trim(std::string_view s, std::string_view chars = kAsciiSpace);
 
+// A byte count for people, in binary units: "512 B", "1.5 KiB", "8.5 GiB" (one
+// decimal from KiB up; TiB is the largest unit).
+std::string HumanBytes(double bytes);
+
 }  // namespace modelseal

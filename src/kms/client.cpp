@@ -174,19 +174,6 @@ Result<SecretResponse> ParseSecretResponse(Bytes& body, const char* field, const
   return out;
 }
 
-// The expected key must be named exactly: a key ARN or a key id.
-Status CheckExpectedKeyRef(const std::string& expected) {
-  const bool arn = expected.rfind("arn:", 0) == 0 && expected.find(":key/") != std::string::npos;
-  const bool id = expected.size() == 36 && expected.find('/') == std::string::npos &&
-                  expected.find(':') == std::string::npos;
-  if (!arn && !id) {
-    return MakeError(ErrorCode::kInvalidArgument, "kms", "bad-expected-key",
-                     "Decrypt: the expected key must be a key ARN or key id (not an alias), got '" +
-                         expected + "'");
-  }
-  return Ok{};
-}
-
 // Does the response's KeyId (always an ARN from KMS) name the expected key?
 Status CheckResponseKey(const json& r, const std::string& expected, const std::string& op) {
   const std::string got =
@@ -205,6 +192,21 @@ Status CheckResponseKey(const json& r, const std::string& expected, const std::s
 }
 
 }  // namespace
+
+Status CheckExpectedKeyRef(const std::string& expected) {
+  const bool arn = expected.rfind("arn:", 0) == 0 && expected.find(":key/") != std::string::npos;
+  const bool id = expected.size() == 36 && expected.find('/') == std::string::npos &&
+                  expected.find(':') == std::string::npos;
+  if (!arn && !id) {
+    return MakeError(ErrorCode::kInvalidArgument, "kms", "bad-expected-key",
+                     "the expected key must be named by its key ARN or key id, not '" + expected +
+                         "'" +
+                         (expected.find("alias/") != std::string::npos
+                              ? " (an alias: whoever controls it can point it at another key)"
+                              : ""));
+  }
+  return Ok{};
+}
 
 Result<DataKey> KmsClient::GenerateDataKey(const std::string& key_id,
                                            const EncryptionContext& context) const {

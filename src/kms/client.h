@@ -91,4 +91,9 @@ class KmsClient {
   Result<Bytes> CallRaw(const std::string& operation, const nlohmann::json& request) const;
 };
 
+// Whether `expected` names a key exactly, as Decrypt's expected key must: a key ARN
+// or a 36-character key id. An alias is refused (reason "bad-expected-key"): whoever
+// controls it can point it at another key. The load checks it before any request.
+Status CheckExpectedKeyRef(const std::string& expected);
+
 }  // namespace modelseal::kms

@@ -1,7 +1,6 @@
 // Load: header -> attested key release -> download decrypted as it arrives ->
 // PCR15 -> engine. Every failure leaves nothing registered and no plaintext.
 #include <algorithm>
-#include <cstdio>
 
 #include "attest/attest.h"
 #include "common/bytes.h"
@@ -61,19 +60,6 @@ class Run {
   const LoadDeps& d_;
   LoadReport& report_;
 };
-
-// The consumer pins the key by its ARN or id. An alias is refused: whoever controls
-// an alias can point it at another key.
-Status CheckPinnedKey(const std::string& key) {
-  if (key.rfind("alias/", 0) == 0 ||
-      (key.rfind("arn:", 0) == 0 && key.find(":alias/") != std::string::npos)) {
-    return Fail(ErrorCode::kInvalidArgument, "alias-key",
-                "the key is pinned by the alias " + key +
-                    "; name it by its key ARN or id (whoever controls an alias can point it at "
-                    "another key); no key was requested");
-  }
-  return Ok{};
-}
 
 bool SameKey(const std::string& a, const std::string& b) {
   // An id matches the ARN that ends in "key/<id>".
@@ -165,7 +151,11 @@ Result<LoadResult> Run::Sealed() {
   Begin("header");
   std::string object = r_.object;
   std::string expected_key = r_.key_id;
-  if (Status k = CheckPinnedKey(expected_key); !k.ok()) return Failed("header", k.take_error());
+  if (!expected_key.empty()) {
+    if (Status k = kms::CheckExpectedKeyRef(expected_key); !k.ok()) {
+      return Failed("header", k.take_error());
+    }
+  }
   std::optional<Manifest> manifest;
   if (!r_.published.empty()) {
     auto m = GetPublished(*d_.store, r_.published);
@@ -260,7 +250,9 @@ Result<LoadResult> Run::Legacy() {
                                  "loading the original sample's layout needs the KMS key id "
                                  "(it has no header naming one)"));
   }
-  if (Status k = CheckPinnedKey(r_.key_id); !k.ok()) return Failed("header", k.take_error());
+  if (Status k = kms::CheckExpectedKeyRef(r_.key_id); !k.ok()) {
+    return Failed("header", k.take_error());
+  }
   std::string name = r_.name;
   if (name.empty()) {
     name = r_.legacy_object.substr(r_.legacy_object.rfind('/') + 1);
@@ -348,11 +340,7 @@ Status Unload(engine::Engine& engine, Machine* machine, const std::string& name)
 Status CheckRoomForModel(uint64_t bytes, const std::map<std::string, uint64_t>& meminfo) {
   const auto available = meminfo.find("MemAvailable");
   if (available == meminfo.end() || bytes <= available->second) return Ok{};
-  auto gib = [](uint64_t b) {
-    char text[32];
-    std::snprintf(text, sizeof(text), "%.2f GiB", static_cast<double>(b) / (1u << 30));
-    return std::string(text);
-  };
+  auto gib = [](uint64_t b) { return HumanBytes(static_cast<double>(b)); };
   return Fail(ErrorCode::kUnavailable, "not-enough-memory",
               "the model needs " + gib(bytes) + " of memory and " + gib(available->second) +
                   " is available (MemAvailable); unload a model or free memory first; no key "

@@ -28,5 +28,13 @@ TEST(Text, TrimTakesOffOnlyTheGivenCharactersAtTheEnds) {
   EXPECT_EQ(TrimView("  key = v ", " "), "key = v");
 }
 
+TEST(Text, HumanBytesUsesBinaryUnits) {
+  EXPECT_EQ(HumanBytes(0), "0 B");
+  EXPECT_EQ(HumanBytes(1023), "1023 B");
+  EXPECT_EQ(HumanBytes(1536), "1.5 KiB");
+  EXPECT_EQ(HumanBytes(8.5 * 1024 * 1024 * 1024), "8.5 GiB");
+  EXPECT_EQ(HumanBytes(3.0 * 1024 * 1024 * 1024 * 1024 * 1024), "3072.0 TiB");
+}
+
 }  // namespace
 }  // namespace modelseal

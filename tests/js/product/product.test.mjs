@@ -18,6 +18,7 @@ import { KMSClient, GenerateDataKeyCommand } from '@aws-sdk/client-kms';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
+import { upRssAnon } from './up_memory.mjs';
 
 const bin = process.env.MODELSEAL_BIN;
 assert.ok(bin, 'MODELSEAL_BIN must name the modelseal executable');
@@ -308,7 +309,7 @@ test('--key by alias is refused at the header, before any key request (an alias 
   const r = cli(['load', 'tiny', '-q', '--key', 'alias/modelseal'],
     { MODELSEAL_TOKEN: tokens.consumer });
   assert.notEqual(r.code, 0);
-  assert.match(r.out + r.err, /pinned by the alias alias\/modelseal; name it by its key ARN or id/);
+  assert.match(r.out + r.err, /named by its key ARN or key id, not 'alias\/modelseal' \(an alias: whoever controls it can point it at another key\)/);
   assert.match(r.out + r.err, /failed at step: header/);
   assert.deepEqual(auditLines().slice(before).filter((l) => l.operation === 'Decrypt'), []);
   assert.equal(pcrread(15), ZERO48.toString('hex'));
@@ -631,7 +632,7 @@ test('the original sample\'s layout: listed, loaded with attestation, measured, 
   const aliased = cli(['load', '--legacy', entry.object, entry.datakey, '--key', 'alias/modelseal',
     '-q'], { MODELSEAL_TOKEN: tokens.consumer });
   assert.notEqual(aliased.code, 0);
-  assert.match(aliased.out + aliased.err, /pinned by the alias alias\/modelseal/);
+  assert.match(aliased.out + aliased.err, /key ARN or key id, not 'alias\/modelseal' \(an alias/);
   assert.match(aliased.out + aliased.err, /failed at step: header/);
   const r = ok(['load', '--legacy', entry.object, entry.datakey, '--key', keyArn, '-q',
     '--expect-sha384', digest.toString('hex')], { MODELSEAL_TOKEN: tokens.consumer });
@@ -676,10 +677,6 @@ test('a publish after a load and unload leaves the server\'s memory level', {
   // A load leaves small blocks above the memory it freed in glibc's arenas; with its
   // dynamic thresholds, each later publish then kept about 17 MiB of freed buffers
   // resident here, which malloc_trim does not return.
-  const rssAnon = () => {
-    const { pid } = JSON.parse(readFileSync(path.join(state, 'up.json'), 'utf8'));
-    return Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/^RssAnon:\s+(\d+) kB/m)[1]) * 1024;
-  };
   const mid = path.join(dir, 'mid.gguf');  // 174 MiB
   const made = spawnSync(bin, ['dev', 'make-test-model', mid, '--layers', '2', '--dim', '1024',
     '--heads', '8'], { encoding: 'utf8' });
@@ -691,9 +688,9 @@ test('a publish after a load and unload leaves the server\'s memory level', {
   for (const name of ['mid1', 'mid2']) {
     ok(['load', 'mid0', '-q'], consumer);
     ok(['unload', 'mid0'], consumer);
-    rss.push(rssAnon());
+    rss.push(upRssAnon(state));
     ok(['publish', name, '--gguf', mid, '-q'], owner);
-    rss.push(rssAnon());
+    rss.push(upRssAnon(state));
   }
   for (const name of ['mid0', 'mid1', 'mid2']) ok(['published', 'rm', name], owner);
   rmSync(mid);

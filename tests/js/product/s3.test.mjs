@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ollama } from 'ollama';
+import { upRssAnon } from './up_memory.mjs';
 
 const bin = process.env.MODELSEAL_BIN;
 assert.ok(bin, 'MODELSEAL_BIN must name the modelseal executable');
@@ -124,13 +125,6 @@ test('the consumer loads from the bucket: PCR15 as tpm2_pcrread reads it, and ch
 // ASan's allocator keeps freed memory in quarantine: RSS says nothing there.
 const sanitized = process.env.MODELSEAL_SANITIZED === '1' && 'RSS is not measured under ASan';
 
-// RssAnon of the `up` process, in bytes.
-function upRssAnon() {
-  const { pid } = JSON.parse(readFileSync(path.join(state, 'up.json'), 'utf8'));
-  const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^RssAnon:\s+(\d+) kB/m);
-  return Number(m[1]) * 1024;
-}
-
 test('a finished publish leaves no transfer buffers resident in the server', { skip: sanitized }, () => {
   // 174 MiB: enough 8 MiB parts that glibc, left alone, keeps about 110 MiB of freed
   // part buffers in the upload threads' arenas after the second publish.
@@ -138,9 +132,9 @@ test('a finished publish leaves no transfer buffers resident in the server', { s
   const made = spawnSync(bin, ['dev', 'make-test-model', big, '--layers', '2', '--dim', '1024',
     '--heads', '8'], { encoding: 'utf8' });
   assert.equal(made.status, 0, made.stderr);
-  const before = upRssAnon();
+  const before = upRssAnon(state);
   for (const name of ['mid1', 'mid2']) cli(['publish', name, '--gguf', big, '-q'], tokens.owner);
-  const after = upRssAnon();
+  const after = upRssAnon(state);
   for (const name of ['mid1', 'mid2']) cli(['published', 'rm', name], tokens.owner);
   assert.ok(after - before < 32 * 2 ** 20,
     `RssAnon of up went from ${before} to ${after} bytes over two publishes`);
@@ -150,7 +144,7 @@ test('loads and unloads leave the server\'s memory level', { skip: sanitized }, 
   const cycle = () => {
     cli(['load', 'tiny', '-q'], tokens.consumer);
     cli(['unload', 'tiny'], tokens.consumer);
-    return upRssAnon();
+    return upRssAnon(state);
   };
   cli(['unload', 'tiny'], tokens.consumer);  // loaded by the test above
   const rss = [];
