@@ -43,7 +43,8 @@ model="$work/bench.gguf"
 size=$(stat -c %s "$model")
 printf 'model: %s bytes (%.2f GiB), %s, %s cores\n' "$size" "$(awk -v s="$size" 'BEGIN{print s/2^30}')" \
   "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" "$(nproc)"
-# The models' memory is in 2 MiB pages under advise, within_size and always.
+# The kernel's huge page policy for shared memory, where the loaded model lives
+# (docs/performance.md: what it did to loads here).
 printf 'shared memory huge pages (shmem_enabled): %s\n' \
   "$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/mm/transparent_hugepage/shmem_enabled 2>/dev/null || echo unknown)"
 

@@ -61,22 +61,6 @@ Result<Memfd> Memfd::Create(const std::string& name, uint64_t size) {
   return m;
 }
 
-std::string Memfd::ParseShmemHugePagePolicy(std::string_view text) {
-  const size_t open = text.find('[');
-  const size_t close = open == std::string_view::npos ? open : text.find(']', open);
-  if (close == std::string_view::npos) return "";
-  return std::string(text.substr(open + 1, close - open - 1));
-}
-
-std::string Memfd::ShmemHugePagePolicy() {
-  FILE* f = std::fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "re");
-  if (f == nullptr) return "";
-  char line[256] = {};
-  const bool got = std::fgets(line, sizeof(line), f) != nullptr;
-  std::fclose(f);
-  return got ? ParseShmemHugePagePolicy(line) : "";
-}
-
 Memfd::~Memfd() {
   Release();
 }

@@ -33,7 +33,6 @@
 #include <cstdint>
 #include <span>
 #include <string>
-#include <string_view>
 
 #include "common/error.h"
 
@@ -46,14 +45,6 @@ class Memfd {
   static constexpr size_t kMaxNameBytes = 249;
 
   static Result<Memfd> Create(const std::string& name, uint64_t size);
-
-  // The kernel's policy for transparent huge pages in shared memory (memfds): the
-  // selected word of /sys/kernel/mm/transparent_hugepage/shmem_enabled ("never",
-  // "advise", "within_size", "always", "deny", "force"), or "" when it cannot be
-  // read. ParseShmemHugePagePolicy parses that file's text. Under within_size and
-  // always, a memfd's pages may be 2 MiB (docs/performance.md).
-  static std::string ShmemHugePagePolicy();
-  static std::string ParseShmemHugePagePolicy(std::string_view text);
 
   Memfd() = default;
   ~Memfd();  // wipes, then closes

@@ -37,4 +37,17 @@ std::map<std::string, uint64_t> ReadMemInfo() {
   return ParseMemInfo(text.str());
 }
 
+std::string ParseShmemHugePagePolicy(std::string_view text) {
+  const size_t open = text.find('[');
+  const size_t close = open == std::string_view::npos ? open : text.find(']', open);
+  if (close == std::string_view::npos) return "";
+  return std::string(text.substr(open + 1, close - open - 1));
+}
+
+std::string ShmemHugePagePolicy() {
+  std::ifstream f("/sys/kernel/mm/transparent_hugepage/shmem_enabled");
+  std::string line;
+  return std::getline(f, line) ? ParseShmemHugePagePolicy(line) : "";
+}
+
 }  // namespace modelseal

@@ -148,13 +148,13 @@ void ConfigureMalloc() {
   //   keep it level. glibc fixes its limit once a ninth arena exists, so servers
   //   call this before their threads.
   // * Thresholds. Left dynamic, glibc raises its mmap threshold to the size of the
-  //   largest mmapped block freed so far (a 24 MiB buffer of a 1 GiB publish) and its
-  //   trim threshold to twice that; later buffers below it come from the arenas, and
-  //   a thread's arena keeps up to 48 MiB of freed memory at its top, resident, which
-  //   malloc_trim does not return for arenas other than the main one. The idle server
-  //   grew by 25-50 MiB after a few 1 GiB publishes. Fixed values: blocks of up to
-  //   32 MiB come from the arenas (reused without new page faults), and an arena's
-  //   free top beyond 8 MiB goes back to the kernel.
+  //   largest mmapped block freed so far and its trim threshold to twice that, so
+  //   later buffers of that size come from the arenas, and an arena other than the
+  //   main one keeps what is freed at its top, resident (malloc_trim does not return
+  //   it). A publish that followed a load kept about 17 MiB more each time (174 MiB
+  //   model), and the idle server held 29-53 MiB of heap in the 1 GiB benchmark.
+  //   Fixed values: blocks of up to 32 MiB come from the arenas, and an arena's free
+  //   top beyond 8 MiB goes back to the kernel (7-11 MiB of idle heap).
   static std::once_flag once;
   std::call_once(once, [] {
     if (mallopt(M_ARENA_MAX, 4) != 1 || mallopt(M_MMAP_THRESHOLD, 32 << 20) != 1 ||

@@ -24,7 +24,6 @@
 
 #include "aws/imds.h"
 #include "common/log.h"
-#include "common/memfd.h"
 #include "common/meminfo.h"
 #include "net/http.h"
 #include "server/jobs.h"
@@ -296,7 +295,7 @@ ApiReply Product::System(const ApiCall& c) {
                {{"total", mem_at("MemTotal")},
                 {"available", mem_at("MemAvailable")},
                 {"used", mem_at("MemTotal") - mem_at("MemAvailable")},
-                {"shmem_huge_pages", Memfd::ShmemHugePagePolicy()}}},
+                {"shmem_huge_pages", ShmemHugePagePolicy()}}},
               {"services", services},
               {"read_at", NowIso()}};
   if (owner) {

@@ -292,9 +292,9 @@ class S3ObjectWriter final : public ObjectWriter {
   std::condition_variable work_, space_, idle_;
   std::map<uint64_t, std::unique_ptr<Part>> parts_;
   // Buffers of uploaded parts, for the next parts: no more than were ever in flight
-  // at once. Since the server fixes malloc's thresholds (server::ConfigureMalloc),
-  // a freed part goes back to the kernel, and allocating each part afresh cost a
-  // page fault per 4 KiB and zeroing it.
+  // at once. Where malloc returns freed blocks of this size to the kernel (as the
+  // server has it), allocating each part afresh cost a page fault per 4 KiB and
+  // zeroing it.
   std::vector<Bytes> spare_;
   std::deque<uint64_t> queue_;
   std::vector<std::string> etags_;

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <optional>
-#include <set>
 #include <string>
 
 #include "common/memfd.h"
@@ -146,23 +145,6 @@ TEST(MemfdHygiene, SealingUnmapsWhatWasStoredThroughTheMappingButKeepsIt) {
   Bytes back(kSize);
   ASSERT_EQ(pread(m->fd(), back.data(), kSize, 0), static_cast<ssize_t>(kSize));
   for (size_t i = 0; i < kSize; ++i) ASSERT_EQ(back[i], static_cast<uint8_t>(i * 7 + 1)) << i;
-}
-
-TEST(MemfdHygiene, TheKernelsSharedMemoryHugePagePolicyIsRead) {
-  // The file's text, as Documentation/admin-guide/mm/transhuge.rst shows it.
-  EXPECT_EQ(Memfd::ParseShmemHugePagePolicy("always within_size advise [never] deny force\n"),
-            "never");
-  EXPECT_EQ(Memfd::ParseShmemHugePagePolicy("always within_size [advise] never deny force\n"),
-            "advise");
-  EXPECT_EQ(Memfd::ParseShmemHugePagePolicy("always [within_size] advise never"), "within_size");
-  EXPECT_EQ(Memfd::ParseShmemHugePagePolicy(""), "");
-  EXPECT_EQ(Memfd::ParseShmemHugePagePolicy("always never"), "");
-  EXPECT_EQ(Memfd::ParseShmemHugePagePolicy("[never"), "");
-  // This machine's, whatever it is, is one of the words the kernel knows.
-  const std::string here = Memfd::ShmemHugePagePolicy();
-  if (here.empty()) GTEST_SKIP() << "no shmem_enabled here";
-  const std::set<std::string> known = {"never", "advise", "within_size", "always", "deny", "force"};
-  EXPECT_TRUE(known.count(here)) << here;
 }
 
 TEST(MemfdHygiene, LongNamesAreCutAtACharacterBoundary) {

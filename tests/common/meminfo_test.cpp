@@ -1,8 +1,12 @@
 // ParseMemInfo: /proc/meminfo's format as proc(5) describes it ("Field:  N kB", and a
-// few unitless counters), and this machine's own file.
+// few unitless counters), and this machine's own file; the shared-memory huge page
+// policy as the kernel's transhuge documentation shows its file.
 #include "common/meminfo.h"
 
 #include <gtest/gtest.h>
+
+#include <set>
+#include <string>
 
 namespace modelseal {
 namespace {
@@ -42,6 +46,21 @@ TEST(MemInfo, ThisMachinesFileHasItsMemory) {
   ASSERT_TRUE(m.count("MemAvailable"));
   EXPECT_GT(m.at("MemTotal"), 0u);
   EXPECT_LE(m.at("MemAvailable"), m.at("MemTotal"));
+}
+
+TEST(MemInfo, TheKernelsSharedMemoryHugePagePolicyIsRead) {
+  // The file's text, as Documentation/admin-guide/mm/transhuge.rst shows it.
+  EXPECT_EQ(ParseShmemHugePagePolicy("always within_size advise [never] deny force\n"), "never");
+  EXPECT_EQ(ParseShmemHugePagePolicy("always within_size [advise] never deny force\n"), "advise");
+  EXPECT_EQ(ParseShmemHugePagePolicy("always [within_size] advise never"), "within_size");
+  EXPECT_EQ(ParseShmemHugePagePolicy(""), "");
+  EXPECT_EQ(ParseShmemHugePagePolicy("always never"), "");
+  EXPECT_EQ(ParseShmemHugePagePolicy("[never"), "");
+  // This machine's, whatever it is, is one of the words the kernel knows.
+  const std::string here = ShmemHugePagePolicy();
+  if (here.empty()) GTEST_SKIP() << "no shmem_enabled here";
+  const std::set<std::string> known = {"never", "advise", "within_size", "always", "deny", "force"};
+  EXPECT_TRUE(known.count(here)) << here;
 }
 
 }  // namespace
